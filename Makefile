@@ -1,0 +1,33 @@
+# evoloop: `make demo` and `make test` are the quick start; both create .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_DB := runs/demo.db
+
+.PHONY: demo test bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+# A short evolution on the embedded default (GP proposer, CPU), then the best
+# program on the OR1-OR4 test sets next to first fit and best fit.
+demo: $(STAMP)
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB).lock
+	$(BIN)/evolve run bin_packing_or --db $(DEMO_DB) --budget 2000 --seed 0
+	$(BIN)/evolve best $(DEMO_DB) --split test
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_bin_packing.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,363 @@
+"""The `evolve` command line: a thin layer over `evolve.session`.
+
+    evolve run bin_packing_or --budget 2000
+    evolve best runs/bin_packing_or.db --split test
+
+A user's mistake (bad spec, bad config, missing archive) is one line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+
+from evolve import __version__, session
+from evolve.archive import Archive, ArchiveError
+from evolve.config import ConfigError, RunConfig, load_config
+from evolve.loop import Evolution, Stats
+from evolve.problems import BUILTINS
+from evolve.spec import SpecError, load_spec
+from sandbox import SandboxError
+
+console = Console()
+err_console = Console(stderr=True)
+USER_ERRORS = (SpecError, ConfigError, ArchiveError, session.RunBusy, SandboxError)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's user-facing exceptions into one line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evolve")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
+def main(verbose: bool) -> None:
+    """Evolve programs with an island-model search (FunSearch-style).
+
+    A run evolves one function of a problem spec (a built-in name or a .py
+    file); every candidate runs in a sandbox and lands in an SQLite archive
+    that `status`, `best` and `export` read while the run goes on.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- run / resume --------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("spec")
+@click.option("--db", type=click.Path(path_type=Path), help="Archive to create [default: runs/SPEC-TIME.db].")
+@click.option("--proposer", help="Who writes candidates: gp (the CPU default).")
+@click.option("--budget", type=int, help="Samples (candidates) to draw in total [default: 2000].")
+@click.option("--time", "time_limit", help="Stop after this long, e.g. 90s, 15m, 2h.")
+@click.option("--seed", type=int, help="Seed of the run's RNG [default: 0].")
+@click.option("--workers", type=int, help="Parallel sandbox workers [default: CPU count].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of settings (see README).")
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="JSON inputs for a spec without its own.")
+@user_errors
+def run(spec: str, db: Path | None, proposer: str | None, budget: int | None, time_limit: str | None,
+        seed: int | None, workers: int | None, config_file: Path | None, inputs_file: Path | None) -> None:
+    """Start evolving SPEC (a built-in problem name or a spec .py file).
+
+    Ctrl-C stops after the current batch; `evolve resume DB` continues.
+    """
+    config = load_config(config_file).replace(**_overrides(proposer, budget, time_limit, seed, workers))
+    if db is None:
+        db = Path("runs") / f"{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}.db"
+    archive, loaded = session.new_run(spec, db, config, inputs_file)
+    _evolve(archive, loaded, config, fresh=True)
+
+
+@main.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.option("--budget", type=int, help="New total budget in samples (to extend a finished run).")
+@click.option("--time", "time_limit", help="Stop after this long, e.g. 90s, 15m, 2h.")
+@click.option("--workers", type=int, help="Parallel sandbox workers.")
+@user_errors
+def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | None) -> None:
+    """Continue a stopped, killed or finished run from its archive."""
+    archive = Archive.open(db)
+    config = session.config_of(archive, _overrides(None, budget, time_limit, None, workers))
+    stats = session.stats_from_state(archive.state()) if "stats" in archive.state() else None
+    if stats is not None and stats.samples >= config.loop.budget:
+        raise ConfigError(f"{db} has used its budget of {config.loop.budget} samples; pass --budget N (> {stats.samples}) to extend it")
+    if budget is not None:
+        with archive.transaction():
+            archive.set_run("config", config.to_dict())
+    _evolve(archive, session.spec_of(archive), config, fresh=False)
+
+
+def _overrides(proposer: str | None, budget: int | None, time_limit: str | None, seed: int | None,
+               workers: int | None) -> dict[str, Any]:
+    loop: dict[str, Any] = {}
+    if budget is not None:
+        loop["budget"] = budget
+    if time_limit is not None:
+        loop["time_limit_s"] = session.parse_duration(time_limit)
+    if seed is not None:
+        loop["seed"] = seed
+    out: dict[str, Any] = {"loop": loop}
+    if workers is not None:
+        out["sandbox"] = {"workers": workers}
+    if proposer is not None:
+        out["proposer"] = proposer
+    return out
+
+
+def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool) -> None:
+    stopping = {"asked": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stopping["asked"]:
+            raise KeyboardInterrupt
+        stopping["asked"] = True
+        err_console.print("[yellow]stopping after this batch (Ctrl-C again to abort at once)…[/]")
+
+    with session.run_lock(archive.path), session.pool_for(config) as pool:
+        console.print(
+            f"[bold]evoloop[/] {spec.name}: proposer [cyan]{config.proposer}[/], {config.sandbox.workers} worker(s), "
+            f"budget {config.loop.budget} samples, archive [cyan]{archive.path}[/]"
+        )
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            evolution = session.open_evolution(archive, spec, config, pool, fresh)
+            with _progress(evolution.stats, config.loop.budget) as update:
+                reason = evolution.run(lambda: stopping["asked"], update)
+        except KeyboardInterrupt:
+            err_console.print(f"[yellow]aborted; every committed batch is kept. Continue with: evolve resume {archive.path}[/]")
+            sys.exit(130)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    _report_end(evolution, reason)
+
+
+class _progress:
+    """A rich progress bar fed by the loop's per-batch callback."""
+
+    def __init__(self, stats: Stats, budget: int) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]samples"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=console, transient=False,
+        )
+        self.task = self.progress.add_task(self._describe(stats, 0.0), total=budget, completed=stats.samples)
+
+    @staticmethod
+    def _describe(stats: Stats, rate: float) -> str:
+        share = stats.valid / stats.evaluated if stats.evaluated else 0.0
+        best = f"{stats.best_score:.4g}" if stats.best_score is not None else "-"
+        return f"valid {share:5.1%}  best {best}  {rate:5.1f} evals/s"
+
+    def __enter__(self) -> Callable[[Stats, float], None]:
+        self.progress.__enter__()
+        return lambda stats, rate: self.progress.update(self.task, completed=stats.samples, description=self._describe(stats, rate))
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+
+def _report_end(evolution: Evolution, reason: str) -> None:
+    stats, path = evolution.stats, evolution.archive.path
+    verb = {"budget": "finished", "time": "reached its time limit", "stopped": "stopped"}[reason]
+    console.print(f"run {verb}: {stats.samples} samples, {stats.valid}/{stats.evaluated} valid, best train score {stats.best_score:.6g}")
+    best = evolution.archive.top(1)
+    if best:
+        console.print(Syntax(best[0]["function"], "python", theme="ansi_dark"))
+    hint = f"evolve resume {path}" if reason != "budget" else f"evolve resume {path} --budget N"
+    console.print(f"test it: [cyan]evolve best {path} --split test[/]   continue: [cyan]{hint}[/]")
+
+
+# -- inspecting -----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@user_errors
+def status(db: Path, as_json: bool) -> None:
+    """Show a run's progress, best score and islands (works while it runs)."""
+    info = session.status(Archive.open(db, readonly=True))
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    console.print(
+        f"[bold]{info['problem']}[/] ({info['state']}): {info['samples']}/{info['budget']} samples, "
+        f"valid {info['valid_share']:.1%} of {info['evaluated']} evaluated, {info['duplicates']} duplicates, "
+        f"{info['evals_per_s']:.1f} evals/s over {info['elapsed_s']:.0f}s"
+    )
+    if info["failures"] or info["rejected"]:
+        console.print(f"failures: {info['failures']}  rejected: {info['rejected']}")
+    console.print(f"best: program {info['best_id']}, train score {info['score']}")
+    _print_metrics(info["metrics"])
+    table = Table("island", "best score", "best program", "clusters", "programs", "temperature")
+    for row in info["islands"]:
+        keys = ("island", "best_score", "best_program_id", "num_clusters", "num_programs", "temperature")
+        table.add_row(*(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in keys))
+    console.print(table)
+
+
+@main.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.option("--top", default=1, show_default=True, help="How many programs.")
+@click.option("--split", default="train", show_default=True, help="Score them on this split (test re-runs them).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@user_errors
+def best(db: Path, top: int, split: str, as_json: bool) -> None:
+    """Show the best programs of a run, scored on a split."""
+    archive = Archive.open(db, readonly=True)
+    spec = session.spec_of(archive)
+    session.require_split(spec, split)
+    config = session.config_of(archive)
+    with session.pool_for(config) as pool:
+        rows = session.best_programs(archive, top, split, pool)
+        baselines = (
+            session.evaluate_functions(spec, spec.baseline_functions(), split, pool) if split != "train" and not as_json else []
+        )
+    if not rows:
+        raise ArchiveError(f"{db} holds no valid program yet")
+    if as_json:
+        head = {k: rows[0][k] for k in ("id", "score", "scores", "metrics", "split")}
+        click.echo(json.dumps({**head, "programs": rows}))
+        return
+    for rank, row in enumerate(rows, start=1):
+        console.print(f"[bold]#{rank}[/] program {row['id']} (island {row['island']}, {row['proposer']}): "
+                      f"train {row['train_score']:.6g}, {split} {row['score']}")
+        console.print(Syntax(row["function"], "python", theme="ansi_dark"))
+    _comparison_table(rows[0], baselines)
+
+
+def _comparison_table(row: dict[str, Any], baselines: list[session.Result]) -> None:
+    metric = _main_metric(row["metrics"])
+    table = Table(title=f"{row['split']} split: program {row['id']} vs baselines" + (f" ({metric})" if metric else " (score)"))
+    table.add_column("input")
+    table.add_column(f"program {row['id']}", justify="right")
+    for b in baselines:
+        table.add_column(b.name, justify="right")
+    for name, score in row["scores"].items():
+        cells = [_cell(row["metrics"], metric, name, score)]
+        cells += [_cell(b.metrics, metric, name, b.evaluation.scores.get(name)) for b in baselines]
+        table.add_row(name, *cells)
+    console.print(table)
+
+
+def _main_metric(metrics: dict[str, Any]) -> str | None:
+    return next((k for k, v in metrics.items() if isinstance(v, dict)), None)
+
+
+def _cell(metrics: dict[str, Any], metric: str | None, name: str, score: float | None) -> str:
+    if metric and name in metrics.get(metric, {}):
+        return f"{metrics[metric][name]:.2f}"
+    return "-" if score is None else f"{score:.6g}"
+
+
+@main.command("eval")
+@click.argument("spec")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--split", default="train", show_default=True, help="Inputs to evaluate on.")
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="JSON inputs for a spec without its own.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds allowed for the whole split.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@user_errors
+def eval_(spec: str, file: Path, split: str, inputs_file: Path | None, timeout: float, as_json: bool) -> None:
+    """Evaluate one candidate function from FILE on SPEC's inputs, in the sandbox."""
+    loaded = load_spec(spec, inputs_file)
+    session.require_split(loaded, split)
+    function = session.function_from_file(loaded, file)
+    [result] = _evaluate(loaded, {file.name: function}, split, timeout)
+    _print_results([result], as_json, single=True)
+
+
+@main.command()
+@click.argument("spec")
+@click.option("--split", default="test", show_default=True, help="Inputs to evaluate on.")
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="JSON inputs for a spec without its own.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds allowed per function for the whole split.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@user_errors
+def baseline(spec: str, split: str, inputs_file: Path | None, timeout: float, as_json: bool) -> None:
+    """Evaluate the spec's own function and its @evolve.baseline functions."""
+    loaded = load_spec(spec, inputs_file)
+    session.require_split(loaded, split)
+    results = _evaluate(loaded, loaded.baseline_functions(), split, timeout)
+    _print_results(results, as_json, single=False)
+
+
+def _evaluate(spec: Any, functions: dict[str, str], split: str, timeout: float) -> list[session.Result]:
+    from sandbox import Limits, SandboxPool
+
+    limits = Limits(timeout_s=timeout)
+    with SandboxPool(min(len(functions), 2), limits) as pool:
+        return session.evaluate_functions(spec, functions, split, pool, limits)
+
+
+def _print_results(results: list[session.Result], as_json: bool, single: bool) -> None:
+    if as_json:
+        payload = results[0].to_json() if single else {"split": results[0].split, "baselines": {r.name: r.to_json() for r in results}}
+        click.echo(json.dumps(payload))
+    else:
+        for r in results:
+            ev = r.evaluation
+            if not ev.ok:
+                console.print(f"[bold]{r.name}[/]: [red]{ev.failure.value if ev.failure else 'failed'}[/]: {ev.error}")
+                continue
+            console.print(f"[bold]{r.name}[/] on {r.split}: score {ev.score:.6g} ({ev.wall_time:.2f}s)")
+            for name, score in ev.scores.items():
+                console.print(f"  {name}: {score:.6g}")
+            _print_metrics(r.metrics)
+    if any(not r.evaluation.ok for r in results):
+        sys.exit(1)
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            console.print(f"  {key}: " + ", ".join(f"{k} {v:.2f}" for k, v in value.items()))
+        else:
+            console.print(f"  {key}: {value}")
+
+
+@main.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--top", default=10, show_default=True, help="How many programs.")
+@user_errors
+def export(db: Path, out_dir: Path, top: int) -> None:
+    """Write the best programs of a run as runnable .py files into OUT_DIR."""
+    written = session.export(Archive.open(db, readonly=True), out_dir, top)
+    console.print(f"wrote {len(written)} program(s) and index.json to {out_dir}")
+
+
+@main.command()
+def problems() -> None:
+    """List the built-in problems."""
+    table = Table("name", "what")
+    for name, what in BUILTINS.items():
+        table.add_row(name, what)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

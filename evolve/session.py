@@ -1,0 +1,300 @@
+"""Library calls behind the CLI: start, resume and inspect runs, evaluate functions.
+
+Each CLI command is a few lines over one function here; these raise
+`SpecError`, `ConfigError`, `ArchiveError` or `RunBusy` for the user's
+mistakes, which the CLI turns into one-line messages.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evolve.archive import Archive, ArchiveError
+from evolve.config import ConfigError, RunConfig
+from evolve.loop import Evolution, Stats, stats_from_state
+from evolve.parse import extract_function
+from evolve.proposers.base import Proposer
+from evolve.proposers.gp import GPProposer
+from evolve.spec import Spec, SpecError, load_spec, parse_spec, read_inputs_file
+from islands import ProgramsDatabase
+from sandbox import Evaluation, Limits, SandboxPool
+
+PROPOSERS = ("gp",)
+
+
+class RunBusy(Exception):
+    """Another process is running this archive's loop."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """A function's evaluation on a split, with the spec's metrics."""
+
+    name: str
+    split: str
+    evaluation: Evaluation
+    metrics: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        ev = self.evaluation
+        out: dict[str, Any] = {
+            "score": ev.score if ev.ok else None,
+            "scores": dict(ev.scores),
+            "metrics": dict(self.metrics),
+            "split": self.split,
+        }
+        if not ev.ok:
+            out["failure"] = ev.failure.value if ev.failure else None
+            out["error"] = ev.error
+        return out
+
+
+# -- runs ----------------------------------------------------------------------
+
+
+@contextmanager
+def run_lock(db: Path) -> Iterator[None]:
+    """Hold the archive's lock file for as long as a loop runs on it."""
+    lock_path = Path(f"{db}.lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusy(f"{db} is being evolved by another process; watch it with `evolve status {db}`") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_running(db: Path) -> bool:
+    """Tell whether a loop holds the archive's lock right now."""
+    lock_path = Path(f"{db}.lock")
+    if not lock_path.exists():
+        return False
+    fd = os.open(lock_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def make_proposer(name: str, spec: Spec, rng: np.random.Generator, config: RunConfig) -> Proposer:
+    """Build the proposer a run asks for."""
+    if name == "gp":
+        return GPProposer(spec.gp_primitives, spec.function, rng, config.gp)
+    raise ConfigError(f"unknown proposer {name!r}; available here: {', '.join(PROPOSERS)}")
+
+
+def new_run(target: str, db: Path, config: RunConfig, inputs_file: Path | None = None) -> tuple[Archive, Spec]:
+    """Load the spec, create the archive and record what resume needs."""
+    spec = load_spec(target, inputs_file)
+    make_proposer(config.proposer, spec, np.random.default_rng(0), config)  # fail before creating files
+    archive = Archive.create(
+        db,
+        {
+            "spec": {
+                "name": spec.name, "path": str(spec.path), "builtin": spec.builtin, "source": spec.source,
+                "inputs_file": str(Path(inputs_file).resolve()) if inputs_file else None,
+            },
+            "config": config.to_dict(),
+        },
+    )
+    return archive, spec
+
+
+def spec_of(archive: Archive) -> Spec:
+    """Reload the spec a run was started with (its source as stored in the archive)."""
+    info = archive.run_info()["spec"]
+    if info["builtin"]:
+        return load_spec(info["name"])
+    inputs_file = info.get("inputs_file")
+    extra = read_inputs_file(Path(inputs_file)) if inputs_file else None
+    return parse_spec(info["source"], Path(info["path"]), name=info["name"], extra_inputs=extra)
+
+
+def config_of(archive: Archive, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> RunConfig:
+    return RunConfig.from_dict(archive.run_info()["config"]).replace(**(overrides or {}))
+
+
+def open_evolution(archive: Archive, spec: Spec, config: RunConfig, pool: SandboxPool, fresh: bool) -> Evolution:
+    """Build the loop over an archive: a fresh run (seeded) or a resumed one."""
+    rng = np.random.default_rng(config.loop.seed)
+    if fresh:
+        islands = ProgramsDatabase(config.islands, rng)
+        evolution = Evolution(spec, archive, pool, make_proposer(config.proposer, spec, rng, config), islands, rng, config)
+        evolution.seed()
+        return evolution
+    state = archive.state()
+    if "rng" not in state:
+        raise ArchiveError(f"{archive.path}: the run never finished seeding; start it again with `evolve run`")
+    rng.bit_generator.state = state["rng"]
+    islands = Evolution.restore_islands(archive, config, rng)
+    proposer = make_proposer(config.proposer, spec, rng, config)
+    return Evolution(spec, archive, pool, proposer, islands, rng, config, stats_from_state(state))
+
+
+def pool_for(config: RunConfig) -> SandboxPool:
+    return SandboxPool(config.sandbox.workers, Limits(timeout_s=config.sandbox.timeout_s, memory_mb=config.sandbox.memory_mb))
+
+
+# -- evaluating functions -----------------------------------------------------------
+
+
+def evaluate_functions(
+    spec: Spec, functions: Mapping[str, str], split: str, pool: SandboxPool, limits: Limits | None = None
+) -> list[Result]:
+    """Evaluate evolved-function sources on a split, in parallel, in the sandbox."""
+    inputs = spec.inputs(split)
+    futures = {name: pool.submit(spec.program(src), spec.entry, inputs, limits) for name, src in functions.items()}
+    results = []
+    for name, future in futures.items():
+        ev = future.result()
+        results.append(Result(name, split, ev, spec.metrics(split, ev.scores) if ev.ok else {}))
+    return results
+
+
+def function_from_file(spec: Spec, path: Path) -> str:
+    """Read a candidate function from a file (its name, else the last def)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(path, None, f"cannot read: {exc.strerror}") from exc
+    parsed = extract_function(text, spec.function_name)
+    if parsed.function is None:
+        raise SpecError(path, None, f"no function found ({parsed.reason})", f"write `def {spec.function_name}(...)`")
+    return parsed.function
+
+
+# -- inspecting runs -------------------------------------------------------------------
+
+
+def status(archive: Archive) -> dict[str, Any]:
+    """Summarize a run: counters, best program, islands, whether it is running."""
+    info, state = archive.run_info(), archive.state()
+    config = RunConfig.from_dict(info["config"])
+    stats = stats_from_state(state) if "stats" in state else Stats()
+    spec = spec_of(archive)
+    best = archive.top(1)
+    out: dict[str, Any] = {
+        "problem": info["spec"]["name"],
+        "db": str(archive.path),
+        "state": "running" if is_running(archive.path) else _last_stop(archive),
+        "proposer": config.proposer,
+        "samples": stats.samples,
+        "budget": config.loop.budget,
+        "evaluated": stats.evaluated,
+        "valid": stats.valid,
+        "valid_share": stats.valid / stats.evaluated if stats.evaluated else 0.0,
+        "duplicates": stats.duplicates,
+        "rejected": stats.rejected,
+        "failures": stats.failures,
+        "elapsed_s": stats.elapsed_s,
+        "evals_per_s": stats.evaluated / stats.elapsed_s if stats.elapsed_s else 0.0,
+        "best_id": best[0]["id"] if best else None,
+        "score": best[0]["score"] if best else None,
+        "scores": best[0]["scores"] if best else {},
+        "metrics": spec.metrics("train", best[0]["scores"]) if best else {},
+        "islands": [],
+    }
+    if "islands" in state:
+        rng = np.random.default_rng(0)  # summaries draw nothing
+        out["islands"] = [
+            {**asdict(row), "best_score": row.best_score if math.isfinite(row.best_score) else None}
+            for row in Evolution.restore_islands(archive, config, rng).islands_summary()
+        ]
+    return out
+
+
+def _last_stop(archive: Archive) -> str:
+    events = archive.events()
+    if not events:
+        return "new"
+    last = events[-1]
+    if last["kind"] == "stop":
+        return "finished" if last["data"].get("reason") == "budget" else "stopped"
+    return "interrupted"  # killed: resume it
+
+
+def best_programs(archive: Archive, top: int, split: str, pool: SandboxPool | None) -> list[dict[str, Any]]:
+    """Return the top programs (train scores), re-evaluated on `split` if it is not train."""
+    spec = spec_of(archive)
+    rows = archive.top(top)
+    out = []
+    for row in rows:
+        out.append({
+            "id": row["id"], "island": row["island"], "proposer": row["proposer"], "sample": row["sample"],
+            "function": row["function"], "program": spec.program(row["function"]),
+            "train_score": row["score"], "score": row["score"], "scores": row["scores"],
+            "metrics": spec.metrics("train", row["scores"]), "split": "train",
+        })
+    if split != "train" and out:
+        assert pool is not None
+        results = evaluate_functions(spec, {str(r["id"]): r["function"] for r in out}, split, pool)
+        for r, res in zip(out, results, strict=True):
+            r.update(res.to_json())
+    return out
+
+
+def export(archive: Archive, out_dir: Path, top: int) -> list[Path]:
+    """Write the best programs as runnable .py files plus an index.json."""
+    spec = spec_of(archive)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, index = [], []
+    for rank, row in enumerate(archive.top(top), start=1):
+        path = out_dir / f"{rank:03d}_program_{row['id']}.py"
+        header = (
+            f"# evoloop export: problem {spec.name}, program {row['id']}, rank {rank}\n"
+            f"# train score {row['score']:.6g}; per input: {json.dumps(row['scores'])}\n"
+            f"# island {row['island']}, proposer {row['proposer']}, sample {row['sample']}\n"
+        )
+        _write_atomic(path, header + spec.program(row["function"]))
+        written.append(path)
+        index.append({"rank": rank, "id": row["id"], "file": path.name, "score": row["score"], "scores": row["scores"]})
+    _write_atomic(out_dir / "index.json", json.dumps({"problem": spec.name, "programs": index}, indent=2) + "\n")
+    return written
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def parse_duration(text: str) -> float:
+    """Parse `90`, `90s`, `15m`, `2h` or `1d` into seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise ConfigError(f"cannot read the duration {text!r}; write e.g. 90s, 15m, 2h") from None
+    if value <= 0:
+        raise ConfigError(f"the duration must be positive, got {text!r}")
+    return value
+
+
+def require_split(spec: Spec, split: str) -> None:
+    if not spec.has_split(split):
+        spec.inputs(split)  # raises the SpecError that says what to do
+
+
+__all__: Sequence[str] = [
+    "RunBusy", "Result", "run_lock", "is_running", "new_run", "spec_of", "config_of", "open_evolution",
+    "pool_for", "evaluate_functions", "function_from_file", "status", "best_programs", "export", "parse_duration",
+]

@@ -1,0 +1,193 @@
+"""The candidate's side of one run: isolate this forked process, run the program, report.
+
+The worker forks one child per run and calls `run_child` in it. The child
+applies its isolation layers in order (`_isolate`), executes the candidate,
+writes exactly one JSON frame to the result pipe and exits. It never
+returns into the worker's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import resource
+import sys
+import traceback
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+from sandbox import procs
+from sandbox.protocol import encode_outcome, one_line, write_frame
+from sandbox.result import Evaluation, FailureKind, Limits
+
+CANDIDATE_FILE = "<candidate>"  # the filename that tracebacks show for candidate code
+CANDIDATE_MODULE = "candidate"  # registered in sys.modules so dataclasses and pickle work
+# A spec's trusted skeleton raises an exception of this class name when the
+# evolved function's output is malformed (wrong shape, not numbers): the run
+# is then an invalid-output failure rather than an error.
+INVALID_OUTPUT_EXCEPTION = "InvalidOutput"
+FSIZE_LIMIT = 1 << 20  # bytes a candidate may write to any one file
+NOFILE_LIMIT = 32  # descriptors a candidate may hold open
+
+
+def run_child(
+    program: str, entry: str, inputs: Mapping[str, Any], limits: Limits, result_fd: int, worker: int
+) -> NoReturn:
+    """Isolate this process, score `program` on `inputs`, write the outcome to `result_fd`, exit.
+
+    `worker` is the pid of the process that forked this one.
+    """
+    status = 1
+    try:
+        try:
+            _isolate(result_fd, limits, worker)
+        except (OSError, ValueError) as exc:  # a prctl or setrlimit the kernel refused
+            evaluation = Evaluation(failure=FailureKind.ERROR, error=one_line(f"sandbox setup failed: {exc}"))
+        else:
+            evaluation = _evaluate(program, entry, inputs)
+        write_frame(result_fd, encode_outcome(evaluation))
+        status = 0
+    finally:
+        os._exit(status)  # skip atexit handlers and buffers inherited from the worker
+
+
+def _isolate(result_fd: int, limits: Limits, worker: int) -> None:
+    """Apply the isolation layers, outermost first.
+
+    Stronger layers (namespaces, Landlock, seccomp) belong at the end, after
+    the rlimits, each as one more step here.
+    """
+    # A session and process group of its own: the worker kills the whole group
+    # when the run ends, taking any processes the candidate started with it.
+    os.setsid()
+    # If the worker dies mid-run, nobody would kill this process at its deadline.
+    procs.die_with_parent(worker)
+    # Nothing inherited: no stdio to scribble on, no worker protocol pipes.
+    _close_descriptors(result_fd)
+    # Limits last, since the steps above may allocate.
+    _set_rlimits(limits)
+
+
+def _close_descriptors(keep: int) -> None:
+    """Point stdin/stdout/stderr at /dev/null and close every other descriptor but `keep`."""
+    assert keep > 2, keep  # the worker holds 0-2 open, so its pipes never land there
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    # /proc/self/fd lists only open descriptors, so this is fast whatever RLIMIT_NOFILE is.
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):  # the descriptor listdir itself used, already closed
+                os.close(fd)
+
+
+def _lower(which: int, soft: int, hard: int | None = None) -> None:
+    """Lower a resource limit, never above the hard limit already in force."""
+    _, current_hard = resource.getrlimit(which)
+    hard = soft if hard is None else hard
+    if current_hard != resource.RLIM_INFINITY:
+        hard = min(hard, current_hard)
+    resource.setrlimit(which, (min(soft, hard), hard))
+
+
+def _set_rlimits(limits: Limits) -> None:
+    """Cap CPU time, address space, core dumps, file sizes and open descriptors."""
+    # The wall-clock deadline normally fires first; the CPU limit backs it up
+    # (SIGXCPU at the soft limit, SIGKILL at the hard one) for any process the
+    # candidate starts that escapes the group kill.
+    cpu_s = math.ceil(limits.timeout_s) + 1
+    _lower(resource.RLIMIT_CPU, cpu_s, cpu_s + 1)
+    _lower(resource.RLIMIT_CORE, 0)
+    _lower(resource.RLIMIT_FSIZE, FSIZE_LIMIT)
+    _lower(resource.RLIMIT_NOFILE, NOFILE_LIMIT)
+    # The child starts as a copy of the worker (numpy and all), so the cap is
+    # that baseline plus the allowance, not the allowance alone.
+    _lower(resource.RLIMIT_AS, procs.vm_size_bytes() + (limits.memory_mb << 20))
+
+
+def _evaluate(program: str, entry: str, inputs: Mapping[str, Any]) -> Evaluation:
+    """Run `program`'s `entry` on each input in order and collect the scores."""
+    try:
+        function = _load_entry(program, entry)
+        scores: dict[str, float] = {}
+        for name, value in inputs.items():
+            result = function(value)
+            score = _as_score(result)
+            if score is None:
+                return Evaluation(
+                    failure=FailureKind.INVALID_OUTPUT,
+                    error=one_line(
+                        f"entry {entry!r} returned {_describe(result)} on input {name!r}, expected a finite number"
+                    ),
+                )
+            scores[name] = score
+    except MemoryError as exc:
+        return Evaluation(failure=FailureKind.MEMORY, error=_describe_exception(exc))
+    except Exception as exc:
+        kind = FailureKind.INVALID_OUTPUT if type(exc).__name__ == INVALID_OUTPUT_EXCEPTION else FailureKind.ERROR
+        return Evaluation(failure=kind, error=_describe_exception(exc))
+    except BaseException as exc:  # candidate code may raise anything, SystemExit included
+        return Evaluation(failure=FailureKind.ERROR, error=_describe_exception(exc))
+    return Evaluation(scores=scores)
+
+
+def _load_entry(program: str, entry: str) -> Callable[[Any], object]:
+    """Execute `program` as a fresh module and return its function `entry`."""
+    module = types.ModuleType(CANDIDATE_MODULE)
+    sys.modules[CANDIDATE_MODULE] = module
+    exec(compile(program, CANDIDATE_FILE, "exec"), module.__dict__)
+    function: object = module.__dict__.get(entry)
+    if function is None:
+        raise NameError(f"entry {entry!r} is not defined")
+    if not callable(function):
+        raise TypeError(f"entry {entry!r} is not callable")
+    return function
+
+
+def _as_score(value: object) -> float | None:
+    """Return `value` as a float if it is a real, finite number (numpy ones included), else None."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.ndarray) and value.shape == ():
+        value = value.item()  # a 0-d array counts as the scalar it holds
+    # numpy's floating and integer scalars register as numbers.Real; numpy.bool_ does not.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        score = float(value)
+    except OverflowError:  # an int beyond the float range
+        return None
+    return score if math.isfinite(score) else None
+
+
+def _describe(value: object) -> str:
+    """Name what an entry returned: the value for numbers, the type otherwise."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return type(value).__name__
+
+
+def _describe_exception(exc: BaseException) -> str:
+    """Render `exc` as 'Type: message (line N)', N counted within the candidate's source."""
+    try:
+        message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    except Exception:  # a candidate's exception class with a broken __str__
+        message = ""
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    line = _candidate_line(exc)
+    return one_line(f"{text} (line {line})" if line else text)
+
+
+def _candidate_line(exc: BaseException) -> int | None:
+    """Return the innermost line of candidate code involved in `exc`, if any."""
+    if isinstance(exc, SyntaxError) and exc.filename == CANDIDATE_FILE:
+        return exc.lineno
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == CANDIDATE_FILE:
+            line = lineno
+    return line

@@ -1,0 +1,106 @@
+"""Linux process helpers for the sandbox: prctl flags, memory readings, reaping.
+
+Everything here is Linux-only (prctl, /proc); the sandbox does not run elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import time
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, value: int) -> None:
+    """Call prctl(2) with one argument, raising OSError on failure."""
+    if _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+def become_subreaper() -> None:
+    """Adopt this process's orphaned descendants instead of letting init adopt them.
+
+    A candidate can fork and then `setsid()` to leave the process group that
+    the worker kills; as a subreaper the worker still sees such processes as
+    its own children, so `reap_children` can find and kill them.
+    """
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when `parent`, the process that forked it, dies."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the flag was set: nobody would deliver the signal
+        os._exit(1)
+
+
+def vm_size_bytes() -> int:
+    """Return this process's virtual address-space size (what RLIMIT_AS caps)."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[0]) * _PAGE_SIZE
+
+
+def anon_rss_bytes() -> int:
+    """Return this process's resident anonymous memory.
+
+    A forked child's RSS starts near this figure, not the full RSS: fork
+    copies the mappings of anonymous pages, while file-backed pages (shared
+    libraries) count only once the child touches them.
+    """
+    with open("/proc/self/statm", "rb") as f:
+        fields = f.read().split()
+    return (int(fields[1]) - int(fields[2])) * _PAGE_SIZE  # resident - shared
+
+
+def _live_children() -> list[int]:
+    """Return the pids whose parent is this process, scanning /proc."""
+    me, found = os.getpid(), []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # exited while we looked
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if int(fields[1]) == me:
+            found.append(int(name))
+    return found
+
+
+def reap_children(timeout_s: float) -> int:
+    """SIGKILL and reap every child of this process; return how many outlived `timeout_s`.
+
+    `waitpid(-1, WNOHANG)` answers cheaply in the common case: ECHILD means
+    nothing is left. Only when live children remain is /proc scanned. Each
+    round kills one generation; grandchildren of a killed process become ours
+    (we are a subreaper) and are found in the next round.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if pid:
+            continue
+        live = _live_children()
+        if time.monotonic() > deadline:
+            log.warning("%d leftover candidate processes would not die: %s", len(live), live)
+            return len(live)
+        for child in live:
+            with contextlib.suppress(ProcessLookupError):  # it died meanwhile
+                os.kill(child, signal.SIGKILL)
+        time.sleep(0.001)
