@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/bench_bin_packing.py [--samples 2000] [--seeds 0 1 2] [--workers 2]
 
-Prints two tables and writes bench/results/<date>-<machine>-bin_packing.json:
+Prints two tables, writes bench/results/<date>-<machine>-bin_packing.json and
+rewrites the README's benchmark section from it (`--from FILE` re-renders the
+README from an earlier results file without running anything):
 
 1. Simulator cost: one evaluation of best fit on each train and test split,
    median of repeats, measured in-process (the trusted simulator alone) and
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -88,13 +91,57 @@ def search(samples: int, seeds: list[int], workers: int) -> dict:
     return {"samples": samples, "runs": runs, "best_fit": bf.metrics["excess_percent"]}
 
 
+def markdown(results: dict) -> str:
+    """Render a results file as the README's benchmark tables."""
+    lines = [
+        f"Latest: {results['date']} on {results['machine']} (Python {results['python']}).",
+        "",
+        "Simulator cost: one evaluation of best fit on a whole split, median of repeats:",
+        "",
+        "| problem | split | inputs | items | in-process ms | through the sandbox ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results["simulator_cost"]:
+        lines.append(f"| `{r['problem']}` | {r['split']} | {r['inputs']} | {r['items']} | "
+                     f"{r['in_process_ms']:.1f} | {r['sandbox_ms']:.1f} |")
+    found = results["search"]
+    names = list(found["best_fit"])
+    lines += [
+        "",
+        f"GP default on `bin_packing_or` after {found['samples']} samples (excess over the L1 bound, %, test sets):",
+        "",
+        "| | " + " | ".join(names) + " | mean | run s |",
+        "| --- |" + " ---: |" * (len(names) + 2),
+    ]
+    for run in found["runs"]:
+        ex = run["excess_percent"]
+        lines.append(f"| GP, seed {run['seed']} | " + " | ".join(f"{ex[n]:.2f}" for n in names)
+                     + f" | {statistics.mean(ex.values()):.2f} | {run['seconds']:.0f} |")
+    bf = found["best_fit"]
+    lines.append("| best fit | " + " | ".join(f"{bf[n]:.2f}" for n in names) + f" | {statistics.mean(bf.values()):.2f} | |")
+    return "\n".join(lines)
+
+
+def update_readme(results: dict) -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{markdown(results)}\n{end}{tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--from", dest="from_file", type=Path, help="re-render the README from this results file")
     args = parser.parse_args()
+    if args.from_file:
+        update_readme(json.loads(args.from_file.read_text()))
+        return
 
     cost = simulator_cost(args.repeats)
     table = Table(title=f"Simulator cost: best fit, median of {args.repeats}")
@@ -119,13 +166,15 @@ def main() -> None:
     console.print(table)
 
     RESULTS.mkdir(exist_ok=True)
-    machine = f"{platform.node() or 'host'}-{platform.machine()}"
+    machine = f"{os.cpu_count()}cpu-{platform.machine()}"
     out = RESULTS / f"{time.strftime('%Y-%m-%d')}-{machine}-bin_packing.json"
-    out.write_text(json.dumps({
+    results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine, "python": sys.version.split()[0],
         "simulator_cost": cost, "search": found,
-    }, indent=2) + "\n")
-    console.print(f"wrote {out}")
+    }
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    update_readme(results)
+    console.print(f"wrote {out} and the README's benchmark section")
 
 
 if __name__ == "__main__":

@@ -95,7 +95,10 @@ def is_running(db: Path) -> bool:
 def make_proposer(name: str, spec: Spec, rng: np.random.Generator, config: RunConfig) -> Proposer:
     """Build the proposer a run asks for."""
     if name == "gp":
-        return GPProposer(spec.gp_primitives, spec.function, rng, config.gp)
+        try:
+            return GPProposer(spec.gp_primitives, spec.function, rng, config.gp)
+        except ValueError as exc:  # a GP_PRIMITIVES declaration that does not fit the function
+            raise SpecError(spec.path, None, str(exc), "fix GP_PRIMITIVES or remove it") from exc
     raise ConfigError(f"unknown proposer {name!r}; available here: {', '.join(PROPOSERS)}")
 
 
