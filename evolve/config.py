@@ -79,8 +79,8 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "config") -> RunConfig:
-        return _build(cls, data, where)
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        return _build(cls, data, "")
 
     def replace(self, **parts: Mapping[str, Any]) -> RunConfig:
         """Return a copy with some fields of some parts overridden ({part: {field: value}})."""
@@ -103,31 +103,35 @@ def load_config(path: Path | None) -> RunConfig:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return RunConfig.from_dict(data, where=str(path))
+    try:
+        return RunConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     """Build a dataclass from a mapping, rejecting unknown keys and wrong types by name."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
+        raise ConfigError(f"{where or 'config'}: expected a table, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
+        key = f"{where}.{name}" if where else name
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{where}.{name}")
+            kwargs[name] = _build(hint, value, key)
         else:
-            kwargs[name] = _coerce(value, hint, f"{where}.{name}")
+            kwargs[name] = _coerce(value, hint, key)
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+        raise ConfigError(f"{where + ': ' if where else ''}{exc}") from exc
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -146,4 +150,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return tuple(value)
         if isinstance(base, type) and isinstance(value, base) and not (base is int and isinstance(value, bool)):
             return value
+    literals = [v for o in options if typing.get_origin(o) is typing.Literal for v in typing.get_args(o)]
+    if literals:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, literals))}")
     raise ConfigError(f"{where}: {value!r} is not a valid {getattr(hint, '__name__', hint)}")

@@ -110,3 +110,39 @@ def test_problems_lists_builtins() -> None:
     proc = evolve("problems")
     assert proc.returncode == 0
     assert "bin_packing_or" in proc.stdout and "bin_packing_weibull" in proc.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, small_config: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    db = tmp_path / "c.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evolve.cli", "run", "bin_packing_or", "--db", str(db), "--budget", "100000",
+         "--config", str(small_config)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (db.exists() and evolve_json_quiet(db).get("samples", 0) >= 40):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the loop and its workers
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert "run stopped" in out and f"evolve resume {db}" in out.replace("\n", "")
+    status = evolve_json("status", str(db))
+    assert status["state"] == "stopped" and status["samples"] < 100000
+
+
+def evolve_json_quiet(db: Path) -> dict:
+    proc = evolve("status", str(db), "--json")
+    return json.loads(proc.stdout) if proc.returncode == 0 else {}
