@@ -80,11 +80,13 @@ def test_funsearch_spec_runs_unchanged(tmp_path: Path, small_config: Path) -> No
         (["run", "bin_packing_or", "--budget", "0"], "loop.budget must be >= 1"),
         (["run", "bin_packing_or", "--proposer", "nope"], "unknown proposer 'nope'"),
         (["run", "bin_packing_or", "--time", "soon"], "cannot read the duration"),
-        (["eval", "bin_packing_or", "README.md"], "no function found"),
+        (["eval", "bin_packing_or", "prose.txt"], "no function found"),
+        (["eval", "bin_packing_or", "missing.py"], "cannot read"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
-    proc = evolve(*[a if not a.endswith(".db") else str(tmp_path / a) for a in args])
+    (tmp_path / "prose.txt").write_text("This file holds no code, only words.\n")
+    proc = evolve(*[str(tmp_path / a) if a.endswith((".db", ".txt", ".py")) else a for a in args])
     assert proc.returncode == 2
     assert fragment in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
