@@ -185,7 +185,7 @@ def _report_end(evolution: Evolution, reason: str) -> None:
     console.print(f"run {verb}: {stats.samples} samples, {stats.valid}/{stats.evaluated} valid, best train score {stats.best_score:.6g}")
     best = evolution.archive.top(1)
     if best:
-        console.print(Syntax(best[0]["function"], "python", theme="ansi_dark"))
+        console.print(Syntax(best[0]["function"], "python", theme="ansi_dark", word_wrap=True))
     hint = f"evolve resume {path}" if reason != "budget" else f"evolve resume {path} --budget N"
     console.print(f"test it: [cyan]evolve best {path} --split test[/]   continue: [cyan]{hint}[/]")
 
@@ -210,7 +210,8 @@ def status(db: Path, as_json: bool) -> None:
     )
     if info["failures"] or info["rejected"]:
         console.print(f"failures: {info['failures']}  rejected: {info['rejected']}")
-    console.print(f"best: program {info['best_id']}, train score {info['score']}")
+    score = f"{info['score']:.6g}" if info["score"] is not None else "-"
+    console.print(f"best: program {info['best_id']}, train score {score}")
     _print_metrics(info["metrics"])
     table = Table("island", "best score", "best program", "clusters", "programs", "temperature")
     for row in info["islands"]:
@@ -245,7 +246,7 @@ def best(db: Path, top: int, split: str, as_json: bool) -> None:
     for rank, row in enumerate(rows, start=1):
         console.print(f"[bold]#{rank}[/] program {row['id']} (island {row['island']}, {row['proposer']}): "
                       f"train {row['train_score']:.6g}, {split} {row['score']}")
-        console.print(Syntax(row["function"], "python", theme="ansi_dark"))
+        console.print(Syntax(row["function"], "python", theme="ansi_dark", word_wrap=True))
     _comparison_table(rows[0], baselines)
 
 

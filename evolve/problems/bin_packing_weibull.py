@@ -63,7 +63,7 @@ def evaluate(instances: dict) -> float:
 
 @evolve.evolve
 def priority(item: float, bins: np.ndarray) -> np.ndarray:
-    """Return the priority with which to add the item to each bin (best fit)."""
+    """Return the priority with which to add the item to each bin."""
     return -(bins - item)
 
 
