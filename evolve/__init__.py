@@ -40,3 +40,4 @@ evolve = _marker("evolve")  # the function evolution rewrites
 inputs = _marker("inputs")  # loader: split name -> {input name: value}
 baseline = _marker("baseline")  # an alternative to the evolved function, for `evolve baseline`
 metrics = _marker("metrics")  # trusted: (split, inputs, scores) -> extra figures to report
+check = _marker("check")  # trusted: (input, raw output) -> the score to believe

@@ -83,7 +83,7 @@ class Evolution:
 
     def seed(self) -> Evaluation:
         """Evaluate the spec's own function and register it in every island."""
-        evaluation = self.pool.submit(self.spec.program(self.spec.function), self.spec.entry, self.train, self.limits).result()
+        evaluation = self._evaluated(self.pool.submit(self.spec.program(self.spec.function), self.spec.entry, self.train, self.limits))
         if not evaluation.ok:
             raise seed_error(self.spec, evaluation)
         with self.archive.transaction():
@@ -196,7 +196,7 @@ class Evolution:
                     self.archive.add_duplicate(self._hashes[c.hash])
                     continue
                 assert c.future is not None
-                evaluation = c.future.result()
+                evaluation = self._evaluated(c.future)
                 pid = self._record(c, evaluation, self.proposer.name, self.proposer.model)
                 if evaluation.ok:
                     self.islands.register(pid, dict(evaluation.scores), len(c.function), c.prompt.island)
@@ -206,6 +206,10 @@ class Evolution:
                 self.archive.add_event("reset", self.stats.samples, {"island": reset.island, "founder": reset.founder_id})
             self.stats.batches += 1
             self._commit_state()
+
+    def _evaluated(self, future: Future[Evaluation]) -> Evaluation:
+        """Wait for a sandbox result and have the spec's trusted check confirm it."""
+        return self.spec.verify("train", future.result())
 
     def _record(self, c: _Candidate, evaluation: Evaluation, proposer: str, model: str) -> int:
         assert c.function is not None

@@ -165,7 +165,7 @@ def evaluate_functions(
     futures = {name: pool.submit(spec.program(src), spec.entry, inputs, limits) for name, src in functions.items()}
     results = []
     for name, future in futures.items():
-        ev = future.result()
+        ev = spec.verify(split, future.result())
         results.append(Result(name, split, ev, spec.metrics(split, ev.scores) if ev.ok else {}))
     return results
 

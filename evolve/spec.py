@@ -10,13 +10,20 @@ load unchanged, also when the decorators are commented out::
     @evolve.inputs     # optional loader: split name -> {input name: value}
     @evolve.baseline   # optional alternatives to the evolved function
     @evolve.metrics    # optional, trusted: (split, inputs, scores) -> figures to report
+    @evolve.check      # optional, trusted: (input, raw output) -> the score to believe
 
 Inputs come from a module-level `INPUTS` mapping (either `{split: {name:
 value}}` or a flat `{name: value}` taken as the `train` split), an
 `@evolve.inputs` loader, or a JSON file passed with `--inputs`.
 
+A result from the sandbox is the candidate's claim. When the entry returns
+`{"score": s, "output": o}` (o plain data: lists, numbers, strings), the
+spec's `@evolve.check` function recomputes the score from the input and the
+raw output, outside the candidate's process, and only that score is
+believed; a claim that disagrees with it is a `forbidden` failure.
+
 The spec is the user's own code: it runs in the loop's process to load
-inputs and compute metrics. Candidates never do: a candidate is the spec's
+inputs, compute metrics and check outputs. Candidates never do: a candidate is the spec's
 source with the evolved function replaced, and only the sandbox runs it.
 """
 
@@ -25,19 +32,21 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import math
 import re
 import traceback
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from evolve.problems import BUILTINS, builtin_path
+from sandbox import Evaluation, FailureKind
 
 log = logging.getLogger(__name__)
 
-ROLES = ("run", "evolve", "inputs", "baseline", "metrics")
+ROLES = ("run", "evolve", "inputs", "baseline", "metrics", "check")
 # Modules whose decorators mark roles and whose imports the loader removes.
 MARKER_MODULES = frozenset({"evolve", "funsearch", "evaluate", "equation"})
 _COMMENTED_DECORATOR = re.compile(r"^\s*#\s*@\s*(\w+)\.(\w+)\s*(\(\s*\))?\s*$")
@@ -113,6 +122,28 @@ class Spec:
         except Exception as exc:  # the spec's own code; report, do not crash the run
             log.warning("%s: metrics function failed: %s", self.path, exc)
             return {}
+
+    def verify(self, split: str, evaluation: Evaluation) -> Evaluation:
+        """Re-score a successful evaluation with the spec's `@evolve.check`, if it has one."""
+        check = self._role_function("check")
+        if check is None or not evaluation.ok:
+            return evaluation
+        inputs, scores = self.inputs(split), {}
+        for name, claimed in evaluation.scores.items():
+            if name not in evaluation.outputs:
+                return _failed(evaluation, FailureKind.INVALID_OUTPUT,
+                               f"no output to check on input {name!r}: the entry must return {{'score': ..., 'output': ...}}")
+            try:
+                score = float(check(inputs[name], evaluation.outputs[name]))
+            except Exception as exc:  # the check rejecting the output is the candidate's failure
+                return _failed(evaluation, FailureKind.INVALID_OUTPUT, f"check rejected the output on {name!r}: {exc}")
+            if not math.isfinite(score):
+                return _failed(evaluation, FailureKind.INVALID_OUTPUT, f"check gave a non-finite score on {name!r}")
+            if not math.isclose(score, claimed, rel_tol=1e-9, abs_tol=1e-9):
+                return _failed(evaluation, FailureKind.FORBIDDEN,
+                               f"claimed score {claimed:.6g} on {name!r} but its output scores {score:.6g}")
+            scores[name] = score
+        return replace(evaluation, scores=scores)
 
     def baseline_functions(self) -> dict[str, str]:
         """Return {name: source renamed to the evolved function's name}.
@@ -211,12 +242,16 @@ def parse_spec(
         gp_primitives=getattr(module, "GP_PRIMITIVES", None),
         builtin=builtin,
         _module=module,
-        _roles={m.role: m.name for m in marked if m.role in ("inputs", "metrics")},
+        _roles={m.role: m.name for m in marked if m.role in ("inputs", "metrics", "check")},
         _extra_inputs=extra_inputs,
     )
     if not spec.has_split("train"):
         raise SpecError(path, run.line, f"no inputs for `{run.name}`", _NO_INPUTS_FIX)
     return spec
+
+
+def _failed(evaluation: Evaluation, kind: FailureKind, error: str) -> Evaluation:
+    return Evaluation(wall_time=evaluation.wall_time, failure=kind, error=error[:300])
 
 
 def rename_function(source: str, old: str, new: str) -> str:

@@ -114,8 +114,17 @@ def _evaluate(program: str, entry: str, inputs: Mapping[str, Any]) -> Evaluation
     try:
         function = _load_entry(program, entry)
         scores: dict[str, float] = {}
+        outputs: dict[str, Any] = {}
         for name, value in inputs.items():
             result = function(value)
+            if isinstance(result, Mapping) and "score" in result:
+                # A score with the raw output it came from, for trusted re-checking.
+                try:
+                    outputs[name] = _plain(result.get("output"))
+                except (TypeError, ValueError, RecursionError) as exc:
+                    return Evaluation(failure=FailureKind.INVALID_OUTPUT,
+                                      error=one_line(f"output on input {name!r} is not plain data: {exc}"))
+                result = result["score"]
             score = _as_score(result)
             if score is None:
                 return Evaluation(
@@ -132,7 +141,27 @@ def _evaluate(program: str, entry: str, inputs: Mapping[str, Any]) -> Evaluation
         return Evaluation(failure=kind, error=_describe_exception(exc))
     except BaseException as exc:  # candidate code may raise anything, SystemExit included
         return Evaluation(failure=FailureKind.ERROR, error=_describe_exception(exc))
-    return Evaluation(scores=scores)
+    return Evaluation(scores=scores, outputs=outputs)
+
+
+def _plain(value: object, depth: int = 0) -> Any:
+    """Convert an output to JSON-able plain data (numpy arrays and scalars included)."""
+    if depth > 32:
+        raise ValueError("nested too deeply")
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic)):
+        value = value.tolist()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("non-finite number")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    raise TypeError(f"{type(value).__name__} is not plain data")
 
 
 def _load_entry(program: str, entry: str) -> Callable[[Any], object]:

@@ -92,6 +92,8 @@ def encode_outcome(evaluation: Evaluation) -> bytes:
     obj: dict[str, Any] = {"wall_time": evaluation.wall_time}
     if evaluation.failure is None:
         obj["scores"] = dict(evaluation.scores)
+        if evaluation.outputs:
+            obj["outputs"] = dict(evaluation.outputs)
     else:
         obj["failure"] = evaluation.failure.value
         obj["error"] = evaluation.error
@@ -127,9 +129,13 @@ def _parse(payload: bytes, names: Sequence[str]) -> Evaluation:
     scores = obj.get("scores")
     if not isinstance(scores, dict) or sorted(scores) != sorted(names) or not names:
         raise ValueError("scores must map exactly the input names")
+    outputs = obj.get("outputs", {})
+    if not isinstance(outputs, dict) or not set(outputs) <= set(names):
+        raise ValueError("outputs must map some of the input names")
     return Evaluation(
         scores={name: _finite(scores[name], f"score for {name!r}") for name in names},
         wall_time=wall_time,
+        outputs={name: outputs[name] for name in names if name in outputs},
     )
 
 

@@ -10,6 +10,7 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class FailureKind(str, enum.Enum):
@@ -42,13 +43,17 @@ class Evaluation:
     """The outcome of running one program on a set of named inputs.
 
     `scores` keeps the order of the inputs as given. A failed evaluation has
-    `failure` set and no scores.
+    `failure` set and no scores. `outputs` holds, per input, the raw output an
+    entry returned next to its score (`{"score": s, "output": o}`) as plain
+    JSON values, for the problem's trusted code to re-check: the score is the
+    candidate's claim until then.
     """
 
     scores: Mapping[str, float] = field(default_factory=dict)
     wall_time: float = 0.0
     failure: FailureKind | None = None
     error: str = ""
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.failure is None:
