@@ -332,6 +332,14 @@ def _as_splits(declared: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def read_inputs_file(path: Path) -> dict[str, Mapping[str, Any]]:
+    if Path(path).is_dir() or str(path).endswith((".csv", ".csv.gz")):
+        # LLM-SR data: one CSV, or a directory of <split>.csv[.gz]; each split is {"data": {"inputs", "outputs"}}.
+        from evolve.problems.llmsr_data import inputs_from_csv
+
+        try:
+            return inputs_from_csv(Path(path))
+        except (OSError, ValueError, EOFError) as exc:
+            raise SpecError(path, None, f"cannot read LLM-SR data: {exc}", "pass a CSV with a header row, the target last") from exc
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:

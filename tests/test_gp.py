@@ -268,3 +268,55 @@ def test_size_limits_hold_over_generations(max_height: int) -> None:
             assert tree.height <= max_height and len(tree) <= 40
         picks = rng.choice(len(children), size=2, replace=False)
         population = [children[i] for i in picks]
+
+
+# -- leaves beyond the arguments: parameter vectors (LLM-SR) and declared terminals ----------
+
+LLMSR_SEED = '''def equation(x: np.ndarray, v: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Acceleration."""
+    return params[0] * x + params[1] * v + params[3]
+'''
+
+
+def test_params_argument_becomes_scalar_terminals() -> None:
+    for declaration in (None, {"args": {"x": "array", "v": "array", "params": "params"}, "returns": "array"}):
+        proposer = GPProposer(declaration, LLMSR_SEED, np.random.default_rng(0))
+        sig = proposer.signature
+        assert [name for name, _ in sig.args] == ["x", "v"]
+        assert [s for s, _ in sig.terminals] == [f"params[{i}]" for i in range(10)]
+        assert proposer._seed.tree is not None  # the seed is a tree: params[i] are leaves
+        x, v, params = np.linspace(-1, 1, 7), np.linspace(2, 3, 7), np.arange(1.0, 11.0)
+        fresh = [p for p in proposer.propose([Prompt(0, (1,), (LLMSR_SEED,), (0.0,), "equation")], 30)[0]]
+        assert any("params[" in out for out in fresh)
+        for out in fresh:
+            namespace: dict = {"np": np}
+            exec(out, namespace)
+            with np.errstate(all="ignore"):
+                y = np.asarray(namespace["equation"](x, v, params))
+            assert y.shape in ((), x.shape), out
+            # every index stays inside the vector of 10 constants
+            indices = [n.slice.value for n in ast.walk(ast.parse(out)) if isinstance(n, ast.Subscript)]
+            assert all(isinstance(i, int) and 0 <= i < 10 for i in indices), out
+
+
+def test_declared_terminals_and_opt_in_operators_round_trip() -> None:
+    seed = "def priority(el: np.ndarray, n: int) -> float:\n    return np.sum(np.mod(el * np.arange(n), 3.0))\n"
+    declaration = {"args": {"el": "array", "n": "scalar"}, "returns": "scalar",
+                   "operators": ["add", "mul", "sum", "mod3", "sin"], "terminals": {"np.arange(n)": "array"}}
+    fn = find_function(seed)
+    sig = signature_from_declaration(declaration, fn, (-1.0, 1.0))
+    tree = function_to_tree(fn, build_pset(sig), sig)
+    assert tree is not None
+    assert tree_to_expr(tree) == "np.sum(np.mod(el * np.arange(n), 3.0))"
+    assert "mod3" not in infer_signature(find_function(BEST_FIT), (-1.0, 1.0)).operators  # opt-in only
+
+
+@pytest.mark.parametrize(("declaration", "message"), [
+    ({"args": {"x": "array"}, "returns": "array", "terminals": {"x[": "array"}}, "not a Python expression"),
+    ({"args": {"x": "array"}, "returns": "array", "terminals": {"x": "array"}}, "clashes"),
+    ({"args": {"x": "array", "params": "params"}, "returns": "array", "num_params": 0}, "num_params"),
+])
+def test_bad_terminal_declarations_are_rejected(declaration: dict, message: str) -> None:
+    fn = find_function("def f(x, params):\n    return x\n")
+    with pytest.raises(ValueError, match=message):
+        signature_from_declaration(declaration, fn, (-1.0, 1.0))

@@ -12,6 +12,13 @@ from pathlib import Path
 BUILTINS: dict[str, str] = {
     "bin_packing_or": "Online bin packing, OR-Library sets OR1-OR4 (FunSearch)",
     "bin_packing_weibull": "Online bin packing, Weibull 5k (FunSearch)",
+    "cap_set": "Large cap sets in Z_3^n by a greedy priority, n = 8 (FunSearch)",
+    "circle_packing": "26 circles in the unit square, maximize the sum of radii (AlphaEvolve)",
+    "oscillator1": "Equation of a damped nonlinear driven oscillator, a(x, v) (LLM-SR)",
+    "oscillator2": "Equation of a damped nonlinear oscillator with time-dependent forcing, a(t, x, v) (LLM-SR)",
+    "bactgrow": "Equation of E. coli growth rate, db(b, s, temp, pH) (LLM-SR)",
+    "stressstrain": "Equation of aluminium stress, stress(strain, temp) (LLM-SR)",
+    "pendulum": "Equation of a damped driven pendulum, scored by integrating trajectories",
 }
 
 

@@ -30,7 +30,7 @@ _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
 _NUMPY_BINARY = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
                  "true_divide": "div", "minimum": "minimum", "maximum": "maximum"}
 _NUMPY_UNARY = {"negative": "neg", "square": "square", "sqrt": "sqrt", "exp": "exp",
-                "log": "log", "abs": "abs", "absolute": "abs", "tanh": "tanh",
+                "log": "log", "abs": "abs", "absolute": "abs", "tanh": "tanh", "sin": "sin", "cos": "cos",
                 "min": "min", "amin": "min", "max": "max", "amax": "max",
                 "mean": "mean", "sum": "sum"}
 _NAMED_CONSTANTS = {"pi": math.pi, "e": math.e}
@@ -113,6 +113,7 @@ class _Builder:
     def __init__(self, pset: gp.PrimitiveSetTyped, sig: Signature) -> None:
         self.pset = pset
         self.args = {name: pset.mapping[name] for name, _ in sig.args}
+        self.terminals = {source: pset.mapping[source] for source, _ in sig.terminals}
 
     def apply(self, op: str, children: list[ast.expr]) -> tuple[Nodes, type]:
         built = [self.build(c) for c in children]
@@ -127,6 +128,9 @@ class _Builder:
         if isinstance(node, ast.Name) and node.id in self.args:
             term = self.args[node.id]
             return [term], term.ret
+        if self.terminals and isinstance(node, (ast.Subscript, ast.Call, ast.Attribute)) \
+                and (term := self.terminals.get(ast.unparse(node))) is not None:
+            return [term], term.ret  # a declared terminal such as params[3]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
             return self.build(node.operand)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
@@ -143,6 +147,8 @@ class _Builder:
             name = _is_np(node.func)
             if isinstance(node.func, ast.Name) and node.func.id == "abs":
                 name = "abs"
+            if name == "mod" and len(node.args) == 2 and _number(node.args[1]) == 3.0:
+                return self.apply("mod3", [node.args[0]])
             if name in _NUMPY_BINARY and len(node.args) == 2:
                 return self.apply(_NUMPY_BINARY[name], list(node.args))
             if name in _NUMPY_UNARY and len(node.args) == 1:

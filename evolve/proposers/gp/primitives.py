@@ -6,7 +6,12 @@ A problem declares the evolved function's interface as a plain mapping::
      "operators": ["add", "sub", "mul", "div", "neg", "sqrt", "min", "mean"],
      "constants": [-2.0, 2.0]}
 
-or leaves it to be inferred from the seed function's annotations. Every
+or leaves it to be inferred from the seed function's annotations. Two more
+kinds of leaf are optional: an argument of type "params" (LLM-SR's vector of
+fitted constants) becomes the terminals `params[0]` .. `params[num_params-1]`
+(default 10), each a scalar; and "terminals" maps extra source snippets to
+their types, e.g. `{"np.arange(n)": "array"}`. An array argument named
+`params` is taken as type "params" when the types are inferred. Every
 operator renders as plain numpy source that does not raise on any input
 (division gives inf/nan, sqrt and log take the absolute value, exp is clipped),
 so generated programs need no helper functions. The DEAP primitives are only
@@ -26,6 +31,8 @@ from deap import gp
 EXP_CLIP = 50.0  # np.exp(50) ~ 5e21: large but finite
 LOG_EPS = 1e-09  # log(|x| + eps) is finite at 0
 CONST_NAME = "#const"  # the ephemeral constant; '#' keeps it apart from argument names
+NUM_PARAMS = 10  # LLM-SR's MAX_NPARAMS: terminals params[0] .. params[9]
+PARAMS_NAME = "params"  # an array argument of this name is a parameter vector (LLM-SR)
 
 
 class _GPType(type):
@@ -86,8 +93,13 @@ OPERATORS: dict[str, Operator] = {op.name: op for op in (
     Operator("max", "reduce", "np.max({0})"),
     Operator("mean", "reduce", "np.mean({0})"),
     Operator("sum", "reduce", "np.sum({0})"),
+    Operator("sin", "unary", "np.sin({0})"),
+    Operator("cos", "unary", "np.cos({0})"),
+    Operator("mod3", "unary", "np.mod({0}, 3.0)"),  # residues in Z_3 (cap sets); never nan for finite input
 )}
-DEFAULT_OPERATORS: tuple[str, ...] = tuple(OPERATORS)
+OPT_IN_OPERATORS = frozenset({"sin", "cos", "mod3"})  # only where a declaration names them
+# Used when a declaration names no operators (and for inferred signatures).
+DEFAULT_OPERATORS: tuple[str, ...] = tuple(name for name in OPERATORS if name not in OPT_IN_OPERATORS)
 
 
 @dataclass(frozen=True)
@@ -98,12 +110,15 @@ class Signature:
     returns: str  # "scalar" | "array"
     operators: tuple[str, ...]  # names from OPERATORS
     constants: tuple[float, float]  # range of ephemeral constants
+    # extra leaves: (source snippet, "scalar" | "array"), e.g. ("params[0]", "scalar")
+    terminals: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         """Return a short identifier, e.g. `gp(item:scalar,bins:array->array; 15 ops; c[-2,2])`."""
         args = ",".join(f"{name}:{type_}" for name, type_ in self.args)
         lo, hi = self.constants
-        return f"gp({args}->{self.returns}; {len(self.operators)} ops; c[{lo:g},{hi:g}])"
+        extra = f"; {len(self.terminals)} terminals" if self.terminals else ""
+        return f"gp({args}->{self.returns}; {len(self.operators)} ops; c[{lo:g},{hi:g}]{extra})"
 
 
 def _type_name(value: object, what: str) -> str:
@@ -115,7 +130,7 @@ def _type_name(value: object, what: str) -> str:
 def signature_from_declaration(declaration: Mapping, fn: ast.FunctionDef,
                                default_constants: tuple[float, float]) -> Signature:
     """Validate a problem's declaration against the seed function; raise ValueError."""
-    unknown = set(declaration) - {"args", "returns", "operators", "constants"}
+    unknown = set(declaration) - {"args", "returns", "operators", "constants", "terminals", "num_params"}
     if unknown:
         raise ValueError(f"GP declaration: unknown keys {sorted(unknown)}")
     declared = declaration.get("args") or {}
@@ -125,7 +140,14 @@ def signature_from_declaration(declaration: Mapping, fn: ast.FunctionDef,
     missing = [name for name in declared if name not in params]
     if missing:
         raise ValueError(f"GP declaration: {missing} are not arguments of {fn.name}{tuple(params)}")
-    args = tuple((name, _type_name(declared[name], name)) for name in params if name in declared)
+    vectors = [name for name in params if name in declared and str(declared[name]).lower() == "params"]
+    args = tuple((name, _type_name(declared[name], name)) for name in params
+                 if name in declared and name not in vectors)
+    num_params = declaration.get("num_params", NUM_PARAMS)
+    if not isinstance(num_params, int) or isinstance(num_params, bool) or not 1 <= num_params <= 100:
+        raise ValueError(f"GP declaration: num_params must be an int in [1, 100], got {num_params!r}")
+    terminals = [(f"{name}[{i}]", "scalar") for name in vectors for i in range(num_params)]
+    terminals += _declared_terminals(declaration.get("terminals") or {})
     returns = _type_name(declaration.get("returns"), "the return value")
     operators = tuple(declaration.get("operators") or DEFAULT_OPERATORS)
     bad = [op for op in operators if op not in OPERATORS]
@@ -134,9 +156,24 @@ def signature_from_declaration(declaration: Mapping, fn: ast.FunctionDef,
     constants = tuple(float(c) for c in declaration.get("constants") or default_constants)
     if len(constants) != 2 or not constants[0] <= constants[1]:
         raise ValueError(f"GP declaration: constants must be [low, high], got {constants}")
-    sig = Signature(args, returns, tuple(dict.fromkeys(operators)), constants)  # type: ignore[arg-type]
+    sig = Signature(args, returns, tuple(dict.fromkeys(operators)), constants,  # type: ignore[arg-type]
+                    tuple(dict.fromkeys(terminals)))
     build_pset(sig)  # raises ValueError when the grammar cannot build every type
     return sig
+
+
+def _declared_terminals(declared: object) -> list[tuple[str, str]]:
+    """Validate the "terminals" mapping: Python expressions to types."""
+    if not isinstance(declared, Mapping):
+        raise ValueError(f"GP declaration: terminals must map source snippets to types, got {declared!r}")
+    out = []
+    for source, type_ in declared.items():
+        try:
+            text = ast.unparse(ast.parse(str(source), mode="eval"))
+        except SyntaxError:
+            raise ValueError(f"GP declaration: terminal {source!r} is not a Python expression") from None
+        out.append((text, _type_name(type_, f"terminal {source!r}")))
+    return out
 
 
 def annotation_type(node: ast.expr | None) -> str | None:
@@ -169,7 +206,11 @@ def infer_signature(fn: ast.FunctionDef, constants: tuple[float, float]) -> Sign
     returns = annotation_type(fn.returns)
     if returns is None or any(t is None for _, t in args):
         return None
-    sig = Signature(args, returns, DEFAULT_OPERATORS, constants)  # type: ignore[arg-type]
+    # LLM-SR's convention: `params: np.ndarray` holds the constants the evaluator fits.
+    terminals = tuple((f"{PARAMS_NAME}[{i}]", "scalar") for name, t in args
+                      if name == PARAMS_NAME and t == "array" for i in range(NUM_PARAMS))
+    args = tuple((name, t) for name, t in args if not (terminals and name == PARAMS_NAME))
+    sig = Signature(args, returns, DEFAULT_OPERATORS, constants, terminals)  # type: ignore[arg-type]
     try:
         build_pset(sig)
     except ValueError:  # e.g. an array return with no array argument
@@ -200,7 +241,11 @@ def build_pset(sig: Signature) -> gp.PrimitiveSetTyped:
     """Build the typed primitive set with every mixed-type variant of each operator."""
     pset = gp.PrimitiveSetTyped("MAIN", [TYPES[t] for _, t in sig.args], TYPES[sig.returns])
     pset.renameArguments(**{f"ARG{i}": name for i, (name, _) in enumerate(sig.args)})
-    kinds = [Scalar, Array] if any(t == "array" for _, t in sig.args) else [Scalar]
+    kinds = [Scalar, Array] if any(t == "array" for _, t in sig.args + sig.terminals) else [Scalar]
+    for source, type_ in sig.terminals:  # rendered as their source text, like arguments
+        if source in pset.mapping:
+            raise ValueError(f"GP declaration: terminal {source!r} clashes with an argument")
+        pset.addTerminal(source, TYPES[type_], name=source)
     for op in (OPERATORS[name] for name in sig.operators):
         if op.kind == "binary":
             variants = [(a, b) for a in kinds for b in kinds]

@@ -1,0 +1,88 @@
+"""Equation discovery: acceleration of a damped nonlinear oscillator with time-dependent forcing (LLM-SR).
+
+Find a = f(t, x, v) from observations of time t, position x, velocity v and
+acceleration a. The out-of-domain split is an earlier time window. The
+evolved `equation` may use up to 10 constants `params[0..9]`; the entry fits
+them by BFGS (from all ones, as LLM-SR does) on the train split, then scores
+minus the mean squared error on the input's rows. Splits: `train`,
+`test_id`, `test_ood` (LLM-SR's data) and `test` (both held-out splits); the
+metrics report NMSE = MSE / var(a).
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+
+import evolve
+
+MAX_NPARAMS = 10
+
+GP_PRIMITIVES = {
+    "args": {"t": "array", "x": "array", "v": "array", "params": "params"},
+    "returns": "array",
+    "operators": ["add", "sub", "mul", "div", "neg", "square", "sqrt", "exp", "log", "abs", "tanh"],
+    "constants": [-2.0, 2.0],
+}
+
+
+class InvalidOutput(Exception):
+    """The equation gave no finite fit (nan or inf loss, or wrong shape)."""
+
+
+def fitted_mse(equation_of: Callable[[np.ndarray, np.ndarray], np.ndarray], x_fit: np.ndarray, y_fit: np.ndarray,
+               x_eval: np.ndarray, y_eval: np.ndarray) -> float:
+    """Fit the constants on (x_fit, y_fit) by BFGS; return the MSE on (x_eval, y_eval)."""
+    from scipy.optimize import minimize
+
+    def loss(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+        pred = np.asarray(equation_of(x, params), dtype=float)
+        if pred.shape not in ((), y.shape):
+            raise InvalidOutput(f"equation returned shape {pred.shape}, expected {y.shape}")
+        return float(np.mean((pred - y) ** 2))
+
+    with np.errstate(all="ignore"):
+        result = minimize(loss, np.ones(MAX_NPARAMS), args=(x_fit, y_fit), method="BFGS")
+        mse = loss(result.x, x_eval, y_eval)
+    if not np.isfinite(mse):
+        raise InvalidOutput("the fitted equation gives a non-finite loss")
+    return mse
+
+
+@evolve.run
+def evaluate(data: dict) -> float:
+    """Return minus the MSE on the data, with the constants fitted on the train rows."""
+    x_fit, y_fit = data.get("fit_inputs", data["inputs"]), data.get("fit_outputs", data["outputs"])
+
+    def equation_of(X: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return equation(X[:, 0], X[:, 1], X[:, 2], p)
+
+    return -fitted_mse(equation_of, x_fit, y_fit, data["inputs"], data["outputs"])
+
+
+@evolve.evolve
+def equation(t: np.ndarray, x: np.ndarray, v: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Return the acceleration at time t, position x and velocity v."""
+    return params[0] * t + params[1] * x + params[2] * v + params[3]
+
+
+@evolve.baseline
+def cubic(t: np.ndarray, x: np.ndarray, v: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """A cubic polynomial in x and v plus a linear term in t (10 constants)."""
+    return (params[0] + params[1] * t + params[2] * x + params[3] * v + params[4] * x * x + params[5] * x * v
+            + params[6] * v * v + params[7] * x ** 3 + params[8] * x * v * v + params[9] * v ** 3)
+
+
+@evolve.inputs
+def load_inputs(split: str) -> dict:
+    """Return {input name: {"inputs": X, "outputs": y, ...}} for a split."""
+    from evolve.problems import llmsr_data
+
+    return llmsr_data.load_inputs("oscillator2", split)
+
+
+@evolve.metrics
+def nmse(split: str, inputs: dict, scores: dict) -> dict:
+    """Report NMSE = MSE / var(target) per input."""
+    from evolve.problems import llmsr_data
+
+    return llmsr_data.nmse(inputs, scores)
