@@ -19,7 +19,8 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from sandbox import procs
+from sandbox import layers, procs
+from sandbox.layers import ChildPlan
 from sandbox.protocol import encode_outcome, one_line, write_frame
 from sandbox.result import Evaluation, FailureKind, Limits
 
@@ -34,16 +35,18 @@ NOFILE_LIMIT = 32  # descriptors a candidate may hold open
 
 
 def run_child(
-    program: str, entry: str, inputs: Mapping[str, Any], limits: Limits, result_fd: int, worker: int
+    program: str, entry: str, inputs: Mapping[str, Any], limits: Limits, result_fd: int, worker: int,
+    plan: ChildPlan,
 ) -> NoReturn:
     """Isolate this process, score `program` on `inputs`, write the outcome to `result_fd`, exit.
 
-    `worker` is the pid of the process that forked this one.
+    `worker` is the pid of the process that forked this one; `plan` holds
+    the layers it prepared (sandbox.layers).
     """
     status = 1
     try:
         try:
-            _isolate(result_fd, limits, worker)
+            _isolate(result_fd, limits, worker, plan)
         except (OSError, ValueError) as exc:  # a prctl or setrlimit the kernel refused
             evaluation = Evaluation(failure=FailureKind.ERROR, error=one_line(f"sandbox setup failed: {exc}"))
         else:
@@ -54,35 +57,42 @@ def run_child(
         os._exit(status)  # skip atexit handlers and buffers inherited from the worker
 
 
-def _isolate(result_fd: int, limits: Limits, worker: int) -> None:
-    """Apply the isolation layers, outermost first.
+def _isolate(result_fd: int, limits: Limits, worker: int, plan: ChildPlan) -> None:
+    """Apply the per-child isolation layers, in order.
 
-    Stronger layers (namespaces, Landlock, seccomp) belong at the end, after
-    the rlimits, each as one more step here.
+    The worker itself already runs inside the outer wrapper (namespaces,
+    read-only tree, scratch tmpfs: sandbox.namespaces).
     """
     # A session and process group of its own: the worker kills the whole group
     # when the run ends, taking any processes the candidate started with it.
     os.setsid()
     # If the worker dies mid-run, nobody would kill this process at its deadline.
     procs.die_with_parent(worker)
-    # Nothing inherited: no stdio to scribble on, no worker protocol pipes.
-    _close_descriptors(result_fd)
-    # Limits last, since the steps above may allocate.
-    _set_rlimits(limits)
+    # Nothing inherited: no stdio to scribble on, no worker protocol pipes
+    # (only the result pipe, and the Landlock ruleset until it is enforced).
+    _close_descriptors({result_fd, *plan.keep_fds})
+    # A private, empty, writable directory; the only one (with Landlock). The
+    # worker already points TMPDIR, HOME and tempfile at it (sandbox.layers).
+    os.chdir(plan.scratch)
+    # Limits after the steps above, since they may allocate.
+    _set_rlimits(limits, plan.limit_threads)
+    # Then who we are, then what we may touch: Landlock, and seccomp last.
+    layers.drop_privileges(plan)
+    layers.confine(plan)
 
 
-def _close_descriptors(keep: int) -> None:
-    """Point stdin/stdout/stderr at /dev/null and close every other descriptor but `keep`."""
-    assert keep > 2, keep  # the worker holds 0-2 open, so its pipes never land there
+def _close_descriptors(keep: set[int]) -> None:
+    """Point stdin/stdout/stderr at /dev/null and close every other descriptor not in `keep`."""
+    assert min(keep) > 2, keep  # the worker holds 0-2 open, so its pipes never land there
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    # /proc/self/fd lists only open descriptors, so this is fast whatever RLIMIT_NOFILE is.
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd != keep:
-            with contextlib.suppress(OSError):  # the descriptor listdir itself used, already closed
-                os.close(fd)
+    # closerange is one close_range(2) call per gap, whatever RLIMIT_NOFILE is.
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def _lower(which: int, soft: int, hard: int | None = None) -> None:
@@ -94,8 +104,8 @@ def _lower(which: int, soft: int, hard: int | None = None) -> None:
     resource.setrlimit(which, (min(soft, hard), hard))
 
 
-def _set_rlimits(limits: Limits) -> None:
-    """Cap CPU time, address space, core dumps, file sizes and open descriptors."""
+def _set_rlimits(limits: Limits, max_threads: int | None) -> None:
+    """Cap CPU time, address space, core dumps, file sizes, open descriptors and threads."""
     # The wall-clock deadline normally fires first; the CPU limit backs it up
     # (SIGXCPU at the soft limit, SIGKILL at the hard one) for any process the
     # candidate starts that escapes the group kill.
@@ -104,6 +114,8 @@ def _set_rlimits(limits: Limits) -> None:
     _lower(resource.RLIMIT_CORE, 0)
     _lower(resource.RLIMIT_FSIZE, FSIZE_LIMIT)
     _lower(resource.RLIMIT_NOFILE, NOFILE_LIMIT)
+    if max_threads is not None:  # counted per uid: only where the uid is the candidate's alone
+        _lower(resource.RLIMIT_NPROC, max_threads)
     # The child starts as a copy of the worker (numpy and all), so the cap is
     # that baseline plus the allowance, not the allowance alone.
     _lower(resource.RLIMIT_AS, procs.vm_size_bytes() + (limits.memory_mb << 20))

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import SandboxError, WorkerLost
+from sandbox.isolation import IsolationConfig, Layers
 from sandbox.protocol import MISSING_INPUTS, ProtocolError, decode_outcome, read_frame, write_frame
 from sandbox.result import Evaluation, Limits
 
 READY_TIMEOUT_S = 60.0  # numpy and scipy imports on a cold, busy machine
 REPLY_GRACE_S = 5.0  # beyond a run's own timeout: fork, reaping, unpickling inputs
 REPLY_OVERHEAD_BYTES = 4096  # a reply is the child's checked result plus a few fields
-_PASSED_ENV = ("PATH", "LANG", "LC_ALL")
+_PASSED_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH")  # PYTHONPATH: the worker imports what the loop does
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `-m sandbox.worker` resolves
 
 
@@ -40,7 +41,7 @@ class InputSet:
 
 
 def worker_env() -> dict[str, str]:
-    """Return the worker's environment: PATH and locale from ours, one thread per math library."""
+    """Return the worker's environment: PATH, PYTHONPATH and locale from ours, one thread per math library."""
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env.setdefault("PATH", os.defpath)
     # Each candidate gets one core; BLAS thread pools would oversubscribe the machine.
@@ -51,11 +52,12 @@ def worker_env() -> dict[str, str]:
 class WorkerClient:
     """One worker process and the pipes to it; used by one thread at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, isolation: IsolationConfig) -> None:
         """Start a worker process; call `wait_ready` before sending it work."""
+        self.layers = Layers()  # known once the worker is ready
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "sandbox.worker"],
+                [sys.executable, "-m", "sandbox.worker", json.dumps(isolation.to_json())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=worker_env(),
@@ -85,6 +87,7 @@ class WorkerClient:
             raise SandboxError(f"sandbox worker {self.pid} did not start: {exc}") from exc
         if not isinstance(reply, dict) or reply.get("ready") is not True:
             raise SandboxError(f"sandbox worker {self.pid} did not start: unexpected {reply!r}")
+        self.layers = Layers.from_json(reply.get("layers", {}))
 
     def run(self, program: str, entry: str, inputs: InputSet, limits: Limits) -> Evaluation:
         """Evaluate `program` on `inputs`, shipping them first if the worker lacks them.

@@ -23,11 +23,13 @@ from typing import Any
 
 from sandbox.client import InputSet, WorkerClient
 from sandbox.errors import SandboxError, WorkerLost
+from sandbox.isolation import UNISOLATED_HINT, IsolationConfig, Layers
 from sandbox.result import Evaluation, FailureKind, Limits
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMITS = Limits()
+DEFAULT_ISOLATION = IsolationConfig()
 
 
 class _InputSets:
@@ -66,12 +68,22 @@ class _InputSets:
 class SandboxPool:
     """Run candidate programs in `workers` sandbox worker processes, `workers` at a time."""
 
-    def __init__(self, workers: int, limits: Limits = DEFAULT_LIMITS) -> None:
-        """Start the workers, raising SandboxError if any of them cannot start."""
+    def __init__(self, workers: int, limits: Limits = DEFAULT_LIMITS, isolation: IsolationConfig = DEFAULT_ISOLATION) -> None:
+        """Start the workers, raising SandboxError if any cannot start or none of the layers is available.
+
+        `layers` then says which isolation layers the workers apply.
+        """
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        self.limits = limits
-        self._clients: list[WorkerClient | None] = _start_workers(workers)
+        self.limits, self.isolation = limits, isolation
+        self._clients: list[WorkerClient | None] = _start_workers(workers, isolation)
+        first = self._clients[0]
+        assert first is not None
+        self.layers: Layers = first.layers
+        if not self.layers.isolated and not isolation.allow_unisolated:
+            self._stop_clients()
+            why = "; ".join(self.layers.missing) or "every layer is disabled"
+            raise SandboxError(f"refusing to run candidates with no isolation ({why}); {UNISOLATED_HINT}")
         # A slot index is checked out for each run; the executor never runs more
         # than `workers` tasks at once, so a free slot is always waiting.
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -104,6 +116,9 @@ class SandboxPool:
     def close(self) -> None:
         """Finish the runs in progress, cancel queued ones and stop the workers."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._stop_clients()
+
+    def _stop_clients(self) -> None:
         for slot, client in enumerate(self._clients):
             if client is not None:
                 client.stop()
@@ -141,7 +156,7 @@ class SandboxPool:
             log.warning("sandbox worker %d exited; starting a new one", old.pid)
             old.stop()
             self._clients[slot] = None
-        client = WorkerClient()
+        client = WorkerClient(self.isolation)
         try:
             client.wait_ready()
         except SandboxError:
@@ -151,12 +166,12 @@ class SandboxPool:
         return client
 
 
-def _start_workers(count: int) -> list[WorkerClient | None]:
+def _start_workers(count: int, isolation: IsolationConfig) -> list[WorkerClient | None]:
     """Start `count` workers at once and wait until all are ready."""
     clients: list[WorkerClient] = []
     try:
         for _ in range(count):
-            clients.append(WorkerClient())
+            clients.append(WorkerClient(isolation))
         for client in clients:
             client.wait_ready()
     except SandboxError:

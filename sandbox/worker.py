@@ -1,6 +1,10 @@
 """The sandbox worker: a server process that runs each candidate in a fresh forked child.
 
-    python -m sandbox.worker    # started by SandboxPool, never by hand
+    python -m sandbox.worker '{"namespaces": true, ...}'   # started by SandboxPool, never by hand
+
+The argument is the IsolationConfig as JSON. The worker first wraps itself
+(sandbox.namespaces: it then runs as PID 1 of its own namespaces, under a
+small launcher), then prepares the per-child layers (sandbox.layers).
 
 It reads pickled requests from stdin and answers in JSON on stdout, both as
 length-prefixed frames (`sandbox.protocol`):
@@ -12,7 +16,7 @@ length-prefixed frames (`sandbox.protocol`):
   (`encode_outcome`), or MISSING_INPUTS if that key is no longer cached.
 
 At start it imports PRELOAD, so that every forked child starts warm, and
-then announces {"ready": true, "pid": ...}.
+then announces {"ready": true, "pid": ..., "layers": {...}} (Layers.to_json).
 """
 
 from __future__ import annotations
@@ -23,18 +27,29 @@ import json
 import logging
 import os
 import pickle
+import select
 import signal
+import sys
 from collections import OrderedDict
 from typing import Any
 
-from sandbox import procs
+from sandbox import layers, namespaces, procs
+from sandbox.isolation import IsolationConfig
+from sandbox.layers import ChildPlan
 from sandbox.protocol import MISSING_INPUTS, encode_outcome, read_frame, write_frame
 from sandbox.result import Limits
-from sandbox.supervise import supervise
+from sandbox.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
-PRELOAD = ("itertools", "math", "dataclasses", "numpy", "scipy", "scipy.optimize", "scipy.special")
+# Imported once here, so that candidates find them warm (and whatever the file
+# system lets the candidate's uid read): numpy, scipy and the stdlib modules
+# that numeric heuristics use.
+PRELOAD = (
+    "itertools", "math", "cmath", "dataclasses", "functools", "collections", "heapq", "bisect", "random",
+    "statistics", "fractions", "decimal", "operator", "typing", "re", "json", "copy", "string", "enum", "array",
+    "encodings.idna", "numpy", "scipy", "scipy.optimize", "scipy.special",
+)
 INPUTS_CACHED = 8  # distinct input sets kept per worker
 MAX_REQUEST_BYTES = (1 << 32) - 1  # requests come from the trusted loop: the header's own bound
 
@@ -45,14 +60,23 @@ def main() -> None:
     # Ctrl-C reaches the whole foreground process group; the loop decides
     # what happens then and shuts workers down by closing their stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    config = IsolationConfig.from_json(json.loads(sys.argv[1])) if len(sys.argv) > 1 else IsolationConfig()
+    ns = None
+    if config.namespaces:  # forks: from here on this is the worker, PID 1 of its namespace
+        ns = namespaces.enter(config.scratch_mb, config.scratch_inodes, config.read_only_root,
+                              namespaces.needed_paths(), (config.uid, config.gid))
     requests, replies = _claim_stdio()
     _preload()
     procs.become_subreaper()
+    plan, active = layers.prepare(config, ns)
     # Mark everything imported so far as permanent: a child's garbage
     # collections then leave the inherited pages alone instead of copying them.
     gc.freeze()
-    write_frame(replies, json.dumps({"ready": True, "pid": os.getpid()}).encode())
-    serve(requests, replies)
+    write_frame(replies, json.dumps({"ready": True, "pid": os.getpid(), "layers": active.to_json()}).encode())
+    try:
+        serve(requests, replies, plan)
+    finally:
+        layers.cleanup(plan)
 
 
 def _claim_stdio() -> tuple[int, int]:
@@ -74,10 +98,18 @@ def _preload() -> None:
             log.debug("not preloading %s: not installed", name)
 
 
-def serve(requests: int, replies: int) -> None:
+def serve(requests: int, replies: int, plan: ChildPlan) -> None:
     """Answer framed requests from `requests` on `replies` until EOF."""
     cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
-    while (frame := read_frame(requests, MAX_REQUEST_BYTES)) is not None:
+    supervisor = Supervisor(plan)
+    poller = select.poll()
+    poller.register(requests, select.POLLIN)
+    while True:
+        if supervisor.pending and not poller.poll(0):
+            supervisor.finish()  # idle: reap the last child now rather than before the next fork
+        frame = read_frame(requests, MAX_REQUEST_BYTES)
+        if frame is None:
+            break
         request = pickle.loads(frame)  # trusted: only the loop writes to this pipe
         op = request["op"]
         if op == "inputs":
@@ -92,10 +124,11 @@ def serve(requests: int, replies: int) -> None:
                 continue
             cache.move_to_end(request["key"])
             limits = Limits(**request["limits"])
-            evaluation = supervise(request["program"], request["entry"], inputs, limits)
+            evaluation = supervisor.run(request["program"], request["entry"], inputs, limits)
             write_frame(replies, encode_outcome(evaluation))
         else:
             raise ValueError(f"unknown sandbox request {op!r}")
+    supervisor.finish()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from sandbox import Evaluation, FailureKind, Limits, SandboxError, SandboxPool
+from hostile.procs import alive, descendants, wait_for
+
+from sandbox import Evaluation, FailureKind, IsolationConfig, Limits, SandboxError, SandboxPool
 from sandbox.client import worker_env
 from sandbox.protocol import decode_outcome
 
@@ -31,23 +33,6 @@ def _program(body: str, imports: str = "import os, sys, time\nimport numpy as np
     """Wrap `body` as the body of `evaluate(x)`."""
     indented = "\n".join("    " + line for line in body.splitlines())
     return f"{imports}\n\ndef evaluate(x):\n{indented}\n"
-
-
-def _running(pid: int) -> bool:
-    """Tell whether `pid` is a live (not zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll `predicate` until it holds, failing the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(
@@ -150,8 +135,8 @@ def test_forged_results_are_checked_by_the_worker(pool: SandboxPool, forged: byt
     # The candidate finds its result pipe and writes a frame of its own.
     body = (
         f"payload = {forged!r}\n"
-        "[fd] = [int(n) for n in os.listdir('/proc/self/fd') if int(n) > 2 and os.path.exists(f'/proc/self/fd/{n}')]\n"
-        "os.write(fd, len(payload).to_bytes(4, 'big') + payload)\n"
+        "for fd in range(3, 32):\n"
+        "    try:\n        os.write(fd, len(payload).to_bytes(4, 'big') + payload)\n    except OSError:\n        pass\n"
         "os._exit(0)"
     )
     evaluation = pool.evaluate(_program(body), "evaluate", {"a": 1})
@@ -165,30 +150,43 @@ def test_oversized_result_is_invalid_output(pool: SandboxPool) -> None:
     assert "larger than 8 bytes" in evaluation.error
 
 
+# Without seccomp a candidate can start processes: the group kill and the
+# subreaper (the layers beneath) must still leave none behind.
+NO_SECCOMP = IsolationConfig(seccomp=False, landlock=False)
+
+
+@pytest.fixture(scope="module")
+def forking_pool() -> Iterator[SandboxPool]:
+    with SandboxPool(workers=1, limits=FAST, isolation=NO_SECCOMP) as pool:
+        yield pool
+
+
 @pytest.mark.parametrize(
     ("spawn", "then"),
     [
         ("pid = os.fork()\nif pid == 0:\n    time.sleep(1000)\n    os._exit(0)", "return 1.0"),
         ("pid = os.fork()\nif pid == 0:\n    os.setsid()\n    time.sleep(1000)\n    os._exit(0)", "return 1.0"),
+        ("pid = os.fork()\nif pid == 0:\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(1000)\n    os._exit(0)",
+         "return 1.0"),
         ("import subprocess\npid = subprocess.Popen(['sleep', '1000']).pid", "return 1.0"),
         ("import subprocess\npid = subprocess.Popen(['sleep', '1000']).pid", "while True:\n    pass"),
     ],
-    ids=["fork", "fork-setsid", "popen", "popen-timeout"],
+    ids=["fork", "fork-setsid", "double-fork-setsid", "popen", "popen-timeout"],
 )
-def test_no_process_outlives_its_evaluation(pool: SandboxPool, tmp_path: Path, spawn: str, then: str) -> None:
-    pid_file = tmp_path / "pid"
-    body = f"{spawn}\nwith open(x, 'w') as f:\n    f.write(str(pid))\n{then}"
-    evaluation = pool.evaluate(_program(body), "evaluate", {"path": str(pid_file)}, FAST)
-    assert evaluation.ok or evaluation.failure is FailureKind.TIMEOUT, evaluation
-    pid = int(pid_file.read_text())
-    assert not Path(f"/proc/{pid}").exists(), "the candidate's process survived (or was not reaped)"
+def test_no_process_outlives_its_evaluation(forking_pool: SandboxPool, spawn: str, then: str) -> None:
+    evaluation = forking_pool.evaluate(_program(f"{spawn}\n{then}"), "evaluate", {"a": 1})
+    assert evaluation.ok or evaluation.failure is FailureKind.TIMEOUT, evaluation  # it did spawn
+    [worker] = forking_pool.pids
+    expected = 1 if forking_pool.layers.namespaces else 0  # the worker itself, under its launcher
+    wait_for(lambda: len(descendants([worker])) == expected, what="the candidate's processes gone")
 
 
 def test_environment_secrets_do_not_reach_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVOLOOP_TEST_SECRET", "x")
     assert "EVOLOOP_TEST_SECRET" not in worker_env()
     with SandboxPool(workers=1) as pool:
-        body = "return len(os.environ.get('EVOLOOP_TEST_SECRET', '')) + len(os.environ.get('HOME', ''))"
+        # HOME, if set, is the candidate's own scratch directory, never the loop's.
+        body = "return len(os.environ.get('EVOLOOP_TEST_SECRET', '')) + 100 * (os.environ.get('HOME', '.') != os.getcwd())"
         evaluation = pool.evaluate(_program(body), "evaluate", {"a": 1})
     assert evaluation.scores == {"a": 0.0}
 
@@ -211,21 +209,21 @@ def test_concurrent_submits_all_complete(pool: SandboxPool) -> None:
     assert [e.scores["x"] for e in evaluations] == [float(i % 3 + i) for i in range(18)]
 
 
-def test_killed_worker_is_replaced(tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
-    body = "with open(x, 'w') as f:\n    f.write(str(os.getpid()))\ntime.sleep(1000)"
+def test_killed_worker_is_replaced() -> None:
     with SandboxPool(workers=1, limits=Limits(timeout_s=30.0)) as pool:
         [worker] = pool.pids
-        future = pool.submit(_program(body), "evaluate", {"path": str(pid_file)})
-        _wait_for(lambda: pid_file.exists() and pid_file.read_text() != "")
+        before = descendants([worker])
+        future = pool.submit(_program("time.sleep(1000)"), "evaluate", {"a": 1})
+        wait_for(lambda: len(descendants([worker]) - before) > 0, what="the candidate running")
+        candidates = descendants([worker]) - before
         os.kill(worker, signal.SIGKILL)
-        evaluation = future.result(timeout=10)
+        evaluation = future.result(timeout=30)
         assert evaluation.failure is FailureKind.ERROR
         assert evaluation.error == "sandbox worker died"
         assert pool.evaluate(_program("return 7"), "evaluate", {"a": 1}).scores == {"a": 7.0}
         assert pool.pids and pool.pids != [worker]
-        # The orphaned candidate dies with its worker (PR_SET_PDEATHSIG).
-        _wait_for(lambda: not _running(int(pid_file.read_text())), timeout_s=5)
+        # The orphaned candidate dies with its worker (PR_SET_PDEATHSIG, and its PID namespace).
+        wait_for(lambda: not any(alive(pid) for pid in candidates | before), what="the orphans gone")
 
 
 def test_close_stops_the_workers() -> None:
@@ -233,7 +231,7 @@ def test_close_stops_the_workers() -> None:
     pids = pool.pids
     pool.close()
     assert pool.pids == []
-    assert not any(_running(pid) for pid in pids)
+    wait_for(lambda: not any(alive(pid) for pid in pids), what="the workers gone")
 
 
 def test_worker_that_cannot_start_raises(monkeypatch: pytest.MonkeyPatch) -> None:

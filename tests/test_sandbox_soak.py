@@ -1,0 +1,29 @@
+"""A short soak: benign and hostile programs mixed through a live run (bench/soak_sandbox.py runs 10,000)."""
+
+from __future__ import annotations
+
+import importlib.util
+import types
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "soak_sandbox.py"
+
+
+def _soak_module() -> types.ModuleType:
+    """Load bench/soak_sandbox.py (bench/ is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("soak_sandbox", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_mixed_run_records_every_failure_kind_and_leaves_nothing(tmp_path: Path) -> None:
+    result = _soak_module().soak(600, workers=2, directory=tmp_path)
+    assert result["reason"] == "budget"
+    assert result["evaluations"] == 600  # every candidate distinct, so every one evaluated and archived
+    assert result["wrong_kind"] == 0, result["wrong_examples"]
+    assert set(result["kinds"]) == {"valid", "forbidden", "memory", "error", "invalid-output", "timeout"}
+    assert result["leftover_processes"] == []  # no stray process, no zombie
+    # The loop never holds what candidates made: its memory does not grow with their number.
+    assert result["rss_end_mib"] - result["rss_after_seed_mib"] < 64, result
