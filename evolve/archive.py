@@ -113,6 +113,12 @@ class Archive:
         )
         self.db["programs"].create_index(["hash"], unique=True)
         self.db["programs"].create_index(["score"])
+        # For readers (the TUI): best score per island and sample range, per-island top programs, failures
+        # by island and sample. Archives created before these existed work without them, only slower on big runs.
+        self.db["programs"].create_index(["island", "sample", "score"], index_name="programs_history")
+        self.db["programs"].create_index(["island", "score"], index_name="programs_island_score")
+        self.conn.execute("CREATE INDEX programs_failed ON programs(island, sample, failure) WHERE failure IS NOT NULL")
+        self.db["programs"].create_index(["proposer", "model", "adapter", "score"], index_name="programs_origin")
         self.db["membership"].create({"island": int, "program_id": int})
         self.db["membership"].create_index(["island"])
         self.db["state"].create({"key": str, "value": str}, pk="key")
@@ -205,8 +211,15 @@ class Archive:
             out.update({r["id"]: r for r in self._programs(f"WHERE id IN ({marks})", chunk)})
         return out
 
-    def top(self, k: int) -> list[dict[str, Any]]:
-        """Return the k best valid programs, best first (ties: the earliest)."""
+    def top(self, k: int, island: int | None = None) -> list[dict[str, Any]]:
+        """Return the k best valid programs, best first (ties: the earliest).
+
+        With `island`: those proposed on it, and the seed (registered on every island).
+        """
+        if island is not None:
+            rows = self._programs("WHERE island = ? AND score IS NOT NULL ORDER BY score DESC, id ASC LIMIT ?", (island, k))
+            rows += self._programs("WHERE island IS NULL AND score IS NOT NULL", ())
+            return sorted(rows, key=lambda r: (-r["score"], r["id"]))[:k]
         return self._programs("WHERE score IS NOT NULL ORDER BY score DESC, id ASC LIMIT ?", (k,))
 
     def counts(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The TUI's screens: the main view and its modal dialogs."""

@@ -1,0 +1,1 @@
+"""The TUI's widgets; each reads a typed reactive attribute and never the archive."""

@@ -1,0 +1,44 @@
+"""The adapters view, shown only for archives that have an `adapters` table.
+
+The fine-tuning part writes one row per LoRA round (data size, loss, whether
+its samples beat the base model's). Until it exists this view stays hidden;
+it shows the table's columns as they are, newest round first, so a new
+column appears without a change here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from tui.reader import ADAPTERS_TABLE
+
+TABLE = ADAPTERS_TABLE  # the view is shown when the archive has this table
+
+
+class AdaptersTable(DataTable[str]):
+    """Each adapter round, newest first, every column of the `adapters` table."""
+
+    entries: reactive[tuple[dict[str, Any], ...]] = reactive((), always_update=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._shown: tuple[dict[str, Any], ...] = ()
+
+    def watch_entries(self, rows: tuple[dict[str, Any], ...]) -> None:
+        if rows == self._shown:
+            return
+        self.clear(columns=True)
+        if rows:
+            self.add_columns(*rows[0])
+            for row in rows:
+                self.add_row(*(_cell(v) for v in row.values()))
+        self._shown = rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)[:80]
