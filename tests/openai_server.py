@@ -1,0 +1,119 @@
+"""A small real HTTP server on 127.0.0.1 that speaks the OpenAI protocol, for tests.
+
+It answers `/v1/completions` and `/v1/chat/completions` with bodies for the
+bin-packing `priority` function (some valid, some garbage), can fail the
+next requests with given status codes (429, 500, 400, ...), and records
+every request it got. It stops when the test's `with` block ends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+BODIES = [
+    "    return -(bins - item) * {c}\n",
+    "    gap = bins - item\n    return -gap + {c} * (gap == 0)\n",
+    "    return -(bins - item) ** 2 / {c}\n",
+    "    return (\n",  # cut off: trimmed to an empty body, rejected
+    "    return 'not an array'\n",  # runs, but an invalid output
+]
+
+
+@dataclass
+class FakeOpenAI:
+    """What the server does next and what it has seen."""
+
+    fail_next: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (status, JSON body) to send first
+    ignore_n: bool = False  # answer one choice per request, as llama.cpp does
+    delay_s: float = 0.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    counter: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            if self.fail_next:
+                return self.fail_next.pop(0)
+        n = 1 if self.ignore_n else int(body.get("n", 1))
+        texts = []
+        for _ in range(n):
+            with self.lock:
+                self.counter += 1
+                c = self.counter
+            texts.append(BODIES[c % len(BODIES)].format(c=1 + c / 100))
+        if path.endswith("/chat/completions"):
+            wanted = re.search(r"Write `(\w+)`", body["messages"][-1]["content"])
+            name = wanted.group(1) if wanted else "priority"
+            choices = [
+                {"index": i, "message": {"role": "assistant", "content": f"Here you go:\n```python\ndef {name}(item, bins):\n{t}```\n"},
+                 "finish_reason": "stop"}
+                for i, t in enumerate(texts)
+            ]
+            kind = "chat.completion"
+        elif path.endswith("/completions"):
+            choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]
+            kind = "text_completion"
+        else:
+            return 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}}
+        usage = {"prompt_tokens": 100 * n, "completion_tokens": 10 * n, "total_tokens": 110 * n}
+        return 200, {"id": f"cmpl-{self.counter}", "object": kind, "model": body.get("model"), "choices": choices, "usage": usage}
+
+
+def _handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            with state.lock:
+                state.requests.append({"path": self.path, **body})
+                state.headers.append(dict(self.headers))
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            try:
+                time.sleep(state.delay_s)
+                status, payload = state.answer(self.path, body)
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 429:
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
+            pass
+
+    return Handler
+
+
+@contextmanager
+def fake_openai(**options: Any) -> Iterator[FakeOpenAI]:
+    """Serve the fake API on a free port of 127.0.0.1 for the duration of the block."""
+    state = FakeOpenAI(**options)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,132 @@
+"""The openai proposer against a real OpenAI-protocol server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import evolve, evolve_json
+from evolve.config import ConfigError
+from evolve.prompt import build_prompt
+from evolve.proposers.base import ProposerError
+from evolve.proposers.lm import OpenAIConfig, SamplingConfig
+from evolve.proposers.openai_api import OpenAIProposer
+from openai_server import fake_openai
+
+SEED = 'def priority(item: float, bins: np.ndarray) -> np.ndarray:\n    """Best fit."""\n    return -(bins - item)\n'
+PROMPTS = [build_prompt(i, (1,), (SEED,), (-1.0,), "priority", "import numpy as np\n") for i in range(5)]
+
+
+def proposer(url: str, fmt: str = "completion", **config: object) -> OpenAIProposer:
+    settings = {"api_base": url, "model": "tiny-coder", "backoff_s": 0.0, **config}
+    return OpenAIProposer(OpenAIConfig(**settings), SamplingConfig(format=fmt), seed=0, api_key="sk-test")  # type: ignore[arg-type]
+
+
+def test_completions_send_the_funsearch_prompt_and_return_whole_functions() -> None:
+    with fake_openai() as server:
+        out = proposer(server.url, concurrency=2).propose(PROMPTS, 3)
+    assert [len(o) for o in out] == [3] * 5
+    assert all(c.startswith('def priority_v1(item: float, bins: np.ndarray) -> np.ndarray:\n    """Improved') for o in out for c in o)
+    first = server.requests[0]
+    assert first["path"] == "/v1/completions" and first["model"] == "tiny-coder" and first["n"] == 3
+    assert (first["temperature"], first["top_p"]) == (1.0, 0.95)
+    assert first["prompt"].endswith('    """Improved version of `priority_v0`."""\n') and "\ndef " in first["stop"]
+    assert server.headers[0]["Authorization"] == "Bearer sk-test"
+    assert 1 <= server.max_in_flight <= 2  # bounded concurrency
+
+
+def test_chat_sends_messages_and_parses_fenced_answers() -> None:
+    with fake_openai() as server:
+        p = proposer(server.url, "chat")
+        out = p.propose(PROMPTS[:2], 2)
+    assert server.requests[0]["path"] == "/v1/chat/completions"
+    assert [m["role"] for m in server.requests[0]["messages"]] == ["system", "user"]
+    assert all("```python\ndef priority_v1(item, bins):" in c for o in out for c in o)
+    assert p.generated_tokens == 2 * 2 * 10
+
+
+def test_a_server_that_ignores_n_is_asked_again() -> None:
+    with fake_openai(ignore_n=True) as server:
+        out = proposer(server.url).propose(PROMPTS[:1], 4)
+    assert len(out[0]) == 4 and len(server.requests) == 4
+    assert [r["n"] for r in server.requests] == [4, 3, 2, 1]
+
+
+def test_429_and_500_are_retried_then_succeed() -> None:
+    busy = {"error": {"message": "rate limited", "type": "rate_limit"}}
+    with fake_openai(fail_next=[(429, busy), (500, {"error": "overloaded"})]) as server:
+        out = proposer(server.url).propose(PROMPTS[:1], 2)
+    assert len(out[0]) == 2 and len(server.requests) == 3
+
+
+def test_retries_run_out_with_a_clear_error() -> None:
+    with fake_openai(fail_next=[(503, {"error": {"message": "warming up"}})] * 3) as server:
+        with pytest.raises(ProposerError, match=r"HTTP 503 after 3 attempts: warming up"):
+            proposer(server.url, retries=2).propose(PROMPTS[:1], 1)
+
+
+def test_400_is_not_retried_and_quotes_the_server() -> None:
+    bad = {"error": {"message": "This model's maximum context length is 2048 tokens", "type": "invalid_request_error"}}
+    with fake_openai(fail_next=[(400, bad)]) as server:
+        with pytest.raises(ProposerError, match="HTTP 400: This model's maximum context length is 2048 tokens"):
+            proposer(server.url).propose(PROMPTS[:1], 1)
+    assert len(server.requests) == 1
+
+
+def test_unreachable_server_is_a_proposer_error() -> None:
+    with fake_openai() as server:
+        url = server.url
+    with pytest.raises(ProposerError, match="ConnectError"):
+        proposer(url, retries=1).propose(PROMPTS[:1], 1)
+
+
+def test_model_comes_from_the_environment_or_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVOLVE_MODEL", raising=False)
+    with pytest.raises(ConfigError, match="needs a model name"):
+        OpenAIProposer(OpenAIConfig(), SamplingConfig(), seed=0)
+    monkeypatch.setenv("EVOLVE_MODEL", "from-env")
+    monkeypatch.setenv("EVOLVE_API_BASE", "http://127.0.0.1:9/v1/")
+    p = OpenAIProposer(OpenAIConfig(), SamplingConfig(), seed=0)
+    assert (p.model, p.api_base) == ("from-env", "http://127.0.0.1:9/v1")
+
+
+def test_evolve_run_against_the_server(tmp_path: Path, small_config: Path) -> None:
+    db = tmp_path / "o.db"
+    with fake_openai() as server:
+        proc = evolve("run", "bin_packing_or", "--proposer", "openai", "--api-base", server.url, "--model", "tiny-coder",
+                      "--api-key", "sk-secret", "--db", str(db), "--budget", "40", "--workers", "2", "--config", str(small_config))
+        assert proc.returncode == 0, proc.stderr
+        status = evolve_json("status", str(db))
+        assert status["samples"] == 40 and status["valid"] >= 5
+        assert status["rejected"].get("empty-body", 0) >= 1  # the bodies cut off in their first line
+        assert status["failures"].get("invalid-output", 0) >= 1
+        assert status["tokens"] == 10 * sum(r["n"] for r in server.requests)
+        pipeline = status["pipeline"]
+        assert pipeline["duplicate_share"] == pytest.approx(status["duplicates"] / 40)
+        assert pipeline["samples_per_s"] > 0 and pipeline["tokens_per_s"] > 0
+        assert min(pipeline["proposer_waited_share"], pipeline["sandbox_waited_share"]) >= 0
+        # The loop filled the prompt: the spec's preface, then the versions, then the header to continue.
+        prompt = server.requests[0]["prompt"]
+        assert prompt.startswith('"""Online bin packing') and "def evaluate(instances: dict) -> float:" in prompt
+        assert "GP_PRIMITIVES" not in prompt and prompt.endswith('"""Improved version of `priority_v0`."""\n')
+        with sqlite3.connect(db) as conn:
+            rows = set(conn.execute("SELECT proposer, model FROM programs WHERE proposer != 'seed'"))
+            stored = json.dumps([list(r) for r in conn.execute("SELECT * FROM run")])
+        assert rows == {("openai", "tiny-coder")}
+        assert "sk-secret" not in stored and server.url in stored  # the key is never stored, the URL is
+        assert all(h["Authorization"] == "Bearer sk-secret" for h in server.headers)
+        # Resume reads the key again from the environment.
+        resumed = evolve("resume", str(db), "--budget", "48", env={"EVOLVE_API_KEY": "sk-env"})
+        assert resumed.returncode == 0, resumed.stderr
+        assert server.headers[-1]["Authorization"] == "Bearer sk-env"
+
+
+def test_evolve_run_with_a_refusing_server_is_one_line_exit_2(tmp_path: Path) -> None:
+    with fake_openai(fail_next=[(401, {"error": {"message": "Incorrect API key provided"}})]) as server:
+        proc = evolve("run", "bin_packing_or", "--proposer", "openai", "--api-base", server.url, "--model", "m",
+                      "--db", str(tmp_path / "x.db"), "--budget", "8", "--workers", "1")
+    assert proc.returncode == 2
+    assert "HTTP 401: Incorrect API key provided" in proc.stderr and "Traceback" not in proc.stderr
