@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LM_STAMP := $(VENV)/.installed-lm-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_DB := runs/demo.db
 
 .PHONY: demo test bench install clean
@@ -16,6 +17,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The lm extra (transformers proposer, tiny-model tests): CPU torch is pinned and
+# installed first, so that nothing ever pulls CUDA wheels. `make demo` skips it.
+$(LM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,lm]'
+	touch $@
+
 # A short evolution on the embedded default (GP proposer, CPU), then the best
 # program on the OR1-OR4 test sets next to first fit and best fit.
 demo: $(STAMP)
@@ -23,11 +31,13 @@ demo: $(STAMP)
 	$(BIN)/evolve run bin_packing_or --db $(DEMO_DB) --budget 2000 --seed 0
 	$(BIN)/evolve best $(DEMO_DB) --split test
 
-test: $(STAMP)
+test: $(LM_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_bin_packing.py
+	$(BIN)/python bench/bench_loop.py
+	$(BIN)/python bench/bench_sandbox.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
@@ -29,13 +30,14 @@ from evolve import __version__, session
 from evolve.archive import Archive, ArchiveError
 from evolve.config import ConfigError, RunConfig, load_config
 from evolve.loop import Evolution, Stats
+from evolve.proposers.base import ProposerError
 from evolve.problems import BUILTINS
 from evolve.spec import SpecError, load_spec
 from sandbox import SandboxError
 
 console = Console()
 err_console = Console(stderr=True)
-USER_ERRORS = (SpecError, ConfigError, ArchiveError, session.RunBusy, SandboxError)
+USER_ERRORS = (SpecError, ConfigError, ArchiveError, session.RunBusy, SandboxError, ProposerError)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,7 +48,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
     return wrapper
@@ -71,25 +73,40 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("spec")
 @click.option("--db", type=click.Path(path_type=Path), help="Archive to create [default: runs/SPEC-TIME.db].")
-@click.option("--proposer", help="Who writes candidates: gp (the CPU default).")
+@click.option("--proposer", help="Who writes candidates: gp (the CPU default), openai, transformers, vllm, "
+              "or a weighted mix such as vllm:0.9,gp:0.1.")
+@click.option("--model", envvar="EVOLVE_MODEL", help="Model of the language-model proposer(s): a server's model name, "
+              "a checkpoint directory, or a hub name for vllm [env: EVOLVE_MODEL].")
+@click.option("--api-base", envvar=["EVOLVE_API_BASE", "OPENAI_BASE_URL"],
+              help="Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 [env: EVOLVE_API_BASE].")
+@click.option("--api-key", envvar=["EVOLVE_API_KEY", "OPENAI_API_KEY"],
+              help="API key for --api-base; never stored in the archive [env: EVOLVE_API_KEY, OPENAI_API_KEY].")
 @click.option("--budget", type=int, help="Samples (candidates) to draw in total [default: 2000].")
 @click.option("--time", "time_limit", help="Stop after this long, e.g. 90s, 15m, 2h.")
 @click.option("--seed", type=int, help="Seed of the run's RNG [default: 0].")
 @click.option("--workers", type=int, help="Parallel sandbox workers [default: CPU count].")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of settings (see README).")
 @click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="JSON inputs for a spec without its own.")
+@click.option("--allow-unisolated", is_flag=True,
+              help="Run even where no sandbox isolation layer is available (see `evolve doctor`).")
 @user_errors
-def run(spec: str, db: Path | None, proposer: str | None, budget: int | None, time_limit: str | None,
-        seed: int | None, workers: int | None, config_file: Path | None, inputs_file: Path | None) -> None:
+def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api_base: str | None,
+        api_key: str | None, budget: int | None, time_limit: str | None,
+        seed: int | None, workers: int | None, config_file: Path | None, inputs_file: Path | None,
+        allow_unisolated: bool) -> None:
     """Start evolving SPEC (a built-in problem name or a spec .py file).
 
     Ctrl-C stops after the current batch; `evolve resume DB` continues.
     """
     config = load_config(config_file).replace(**_overrides(proposer, budget, time_limit, seed, workers))
+    if allow_unisolated:
+        isolation = {**config.sandbox.isolation.to_json(), "allow_unisolated": True}
+        config = config.replace(sandbox={"isolation": isolation})
+    config = config.replace(**session.lm_overrides(config.proposer, model, api_base))
     if db is None:
         db = Path("runs") / f"{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}.db"
     archive, loaded = session.new_run(spec, db, config, inputs_file)
-    _evolve(archive, loaded, config, fresh=True)
+    _evolve(archive, loaded, config, fresh=True, api_key=api_key)
 
 
 @main.command()
@@ -97,8 +114,10 @@ def run(spec: str, db: Path | None, proposer: str | None, budget: int | None, ti
 @click.option("--budget", type=int, help="New total budget in samples (to extend a finished run).")
 @click.option("--time", "time_limit", help="Stop after this long, e.g. 90s, 15m, 2h.")
 @click.option("--workers", type=int, help="Parallel sandbox workers.")
+@click.option("--api-key", envvar=["EVOLVE_API_KEY", "OPENAI_API_KEY"],
+              help="API key for the run's OpenAI-compatible server [env: EVOLVE_API_KEY, OPENAI_API_KEY].")
 @user_errors
-def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | None) -> None:
+def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | None, api_key: str | None) -> None:
     """Continue a stopped, killed or finished run from its archive."""
     archive = Archive.open(db)
     config = session.config_of(archive, _overrides(None, budget, time_limit, None, workers))
@@ -108,7 +127,7 @@ def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | 
     if budget is not None:
         with archive.transaction():
             archive.set_run("config", config.to_dict())
-    _evolve(archive, session.spec_of(archive), config, fresh=False)
+    _evolve(archive, session.spec_of(archive), config, fresh=False, api_key=api_key)
 
 
 def _overrides(proposer: str | None, budget: int | None, time_limit: str | None, seed: int | None,
@@ -128,7 +147,7 @@ def _overrides(proposer: str | None, budget: int | None, time_limit: str | None,
     return out
 
 
-def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool) -> None:
+def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool, api_key: str | None = None) -> None:
     stopping = {"asked": False}
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -142,9 +161,10 @@ def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool) -> None
             f"[bold]evoloop[/] {spec.name}: proposer [cyan]{config.proposer}[/], {config.sandbox.workers} worker(s), "
             f"budget {config.loop.budget} samples, archive [cyan]{archive.path}[/]"
         )
+        console.print(f"sandbox: {pool.layers.describe()}", highlight=False)
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            evolution = session.open_evolution(archive, spec, config, pool, fresh)
+            evolution = session.open_evolution(archive, spec, config, pool, fresh, api_key)
             with _progress(evolution.stats, config.loop.budget) as update:
                 reason = evolution.run(lambda: stopping["asked"], update)
         except KeyboardInterrupt:
@@ -167,9 +187,12 @@ class _progress:
 
     @staticmethod
     def _describe(stats: Stats, rate: float) -> str:
-        share = stats.valid / stats.evaluated if stats.evaluated else 0.0
+        r = stats.rates()
         best = f"{stats.best_score:.4g}" if stats.best_score is not None else "-"
-        return f"valid {share:5.1%}  best {best}  {rate:5.1f} evals/s"
+        tokens = f" {r['tokens_per_s']:.0f} tok/s" if stats.tokens else ""
+        # idle P: the proposer waiting for the sandbox; S: the sandbox waiting for the proposer.
+        return (f"valid {r['valid_share']:4.0%} dup {r['duplicate_share']:3.0%} best {best} {r['samples_per_s']:.1f} samples/s"
+                f"{tokens} idle P{r['proposer_waited_share']:.0%} S{r['sandbox_waited_share']:.0%}")
 
     def __enter__(self) -> Callable[[Stats, float], None]:
         self.progress.__enter__()
@@ -208,6 +231,17 @@ def status(db: Path, as_json: bool) -> None:
         f"valid {info['valid_share']:.1%} of {info['evaluated']} evaluated, {info['duplicates']} duplicates, "
         f"{info['evals_per_s']:.1f} evals/s over {info['elapsed_s']:.0f}s"
     )
+    pipe = info["pipeline"]
+    console.print(
+        f"pipeline: {pipe['samples_per_s']:.1f} samples/s, {pipe['tokens_per_s']:.0f} tokens/s, "
+        f"duplicates {pipe['duplicate_share']:.1%}, rejected {pipe['rejected_share']:.1%}; idle: proposer "
+        f"{pipe['proposer_waited_share']:.0%} (waiting for the sandbox), sandbox {pipe['sandbox_waited_share']:.0%} (for the proposer)"
+    )
+    writers = [r for r in info["by_proposer"] if r["proposer"] != "seed"]
+    if len(writers) > 1:
+        console.print("by proposer: " + ", ".join(
+            f"{r['proposer']}{' ' + r['model'] if r['model'] else ''}: {r['valid']}/{r['programs']} valid" for r in writers
+        ))
     if info["failures"] or info["rejected"]:
         console.print(f"failures: {info['failures']}  rejected: {info['rejected']}")
     score = f"{info['score']:.6g}" if info["score"] is not None else "-"
@@ -218,6 +252,18 @@ def status(db: Path, as_json: bool) -> None:
         keys = ("island", "best_score", "best_program_id", "num_clusters", "num_programs", "temperature")
         table.add_row(*(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in keys))
     console.print(table)
+
+
+@main.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
+@user_errors
+def tui(db: Path, interval: float) -> None:
+    """Watch a run in the terminal: progress, islands, programs, failures (read-only; live or finished)."""
+    from tui.app import run as run_tui  # Textual loads only for this command
+    from tui.reader import ArchiveReader
+
+    run_tui(db, interval, ArchiveReader.open(db))  # a file that is no archive fails here, before the app starts
 
 
 @main.command()
@@ -270,8 +316,15 @@ def _main_metric(metrics: dict[str, Any]) -> str | None:
 
 def _cell(metrics: dict[str, Any], metric: str | None, name: str, score: float | None) -> str:
     if metric and name in metrics.get(metric, {}):
-        return f"{metrics[metric][name]:.2f}"
+        return _figure(metrics[metric][name])
     return "-" if score is None else f"{score:.6g}"
+
+
+def _figure(value: Any) -> str:
+    """Format a metric: two decimals, or three significant digits for small ones (NMSE 2.1e-05)."""
+    if not isinstance(value, (int, float)):
+        return "-" if value is None else str(value)
+    return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
 
 
 @main.command("eval")
@@ -335,7 +388,7 @@ def _print_results(results: list[session.Result], as_json: bool, single: bool) -
 def _print_metrics(metrics: dict[str, Any]) -> None:
     for key, value in metrics.items():
         if isinstance(value, dict):
-            console.print(f"  {key}: " + ", ".join(f"{k} {v:.2f}" for k, v in value.items()))
+            console.print(f"  {key}: " + ", ".join(f"{k} {_figure(v)}" for k, v in value.items()))
         else:
             console.print(f"  {key}: {value}")
 
@@ -349,6 +402,26 @@ def export(db: Path, out_dir: Path, top: int) -> None:
     """Write the best programs of a run as runnable .py files into OUT_DIR."""
     written = session.export(Archive.open(db, readonly=True), out_dir, top)
     console.print(f"wrote {len(written)} program(s) and index.json to {out_dir}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@user_errors
+def doctor(as_json: bool) -> None:
+    """Say which sandbox isolation layers this machine allows, and prove each with a probe."""
+    from sandbox.doctor import diagnose
+
+    report = diagnose()
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+        return
+    console.print(f"sandbox: {report.layers.describe()}", highlight=False)
+    table = Table("probe", "layer", "contained", "outcome")
+    for probe in report.probes:
+        table.add_row(probe.name, probe.layer, "[green]yes[/]" if probe.contained else "[red]NO[/]", escape(probe.outcome))
+    console.print(table)
+    if not report.layers.isolated:
+        console.print("[red]no isolation layer is available: `evolve run` refuses unless --allow-unisolated[/]")
 
 
 @main.command()

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from evolve.proposers.gp import GPConfig
+from evolve.proposers.lm import OpenAIConfig, SamplingConfig, TransformersConfig, VLLMConfig
 from islands import IslandsConfig
+from sandbox.isolation import IsolationConfig
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,7 @@ class SandboxConfig:
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # parallel evaluations
     timeout_s: float = 30.0  # wall clock per candidate, all train inputs together
     memory_mb: int = 1024  # address space a candidate may add to its worker's
+    isolation: IsolationConfig = field(default_factory=IsolationConfig)  # [sandbox.isolation]: the layers
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -69,11 +72,15 @@ class SandboxConfig:
 class RunConfig:
     """Everything that shapes a run; stored in the archive so `resume` reuses it."""
 
-    proposer: str = "gp"
+    proposer: str = "gp"  # one name, or a weighted mix such as "vllm:0.9,gp:0.1"
     loop: LoopConfig = field(default_factory=LoopConfig)
     islands: IslandsConfig = field(default_factory=IslandsConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     gp: GPConfig = field(default_factory=GPConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # every language-model proposer
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    transformers: TransformersConfig = field(default_factory=TransformersConfig)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

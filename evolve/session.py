@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,17 @@ import numpy as np
 
 from evolve.archive import Archive, ArchiveError
 from evolve.config import ConfigError, RunConfig
-from evolve.loop import Evolution, Stats, stats_from_state
+from evolve.loop import Evolution, Stats, islands_summary_rows, stats_from_state
 from evolve.parse import extract_function
 from evolve.proposers.base import Proposer
+from evolve.proposers.build import LM_PROPOSERS, lm_proposer
 from evolve.proposers.gp import GPProposer
+from evolve.proposers.mixed import MixedProposer, parse_mix
 from evolve.spec import Spec, SpecError, load_spec, parse_spec, read_inputs_file
 from islands import ProgramsDatabase
 from sandbox import Evaluation, Limits, SandboxPool
 
-PROPOSERS = ("gp",)
+PROPOSERS = ("gp", *LM_PROPOSERS)
 
 
 class RunBusy(Exception):
@@ -92,13 +93,42 @@ def is_running(db: Path) -> bool:
     return False
 
 
-def make_proposer(name: str, spec: Spec, rng: np.random.Generator, config: RunConfig) -> Proposer:
-    """Build the proposer a run asks for."""
+def make_proposer(
+    name: str, spec: Spec, rng: np.random.Generator, config: RunConfig, api_key: str | None = None
+) -> Proposer:
+    """Build the proposer a run asks for: one name, or a weighted mix such as `vllm:0.9,gp:0.1`."""
+    try:
+        mix = parse_mix(name)
+    except ValueError as exc:
+        raise ConfigError(f"proposer: {exc}") from exc
+    if len(mix) == 1 and ":" not in name:
+        return _one_proposer(name, spec, rng, config, api_key)
+    return MixedProposer([(_one_proposer(n, spec, rng, config, api_key), w) for n, w in mix], config.loop.seed)
+
+
+def lm_overrides(proposer: str, model: str | None, api_base: str | None) -> dict[str, Any]:
+    """Return config overrides that give `model` to every language-model proposer the run names."""
+    try:
+        names = [n for n, _ in parse_mix(proposer)]
+    except ValueError as exc:
+        raise ConfigError(f"proposer: {exc}") from exc
+    out: dict[str, Any] = {}
+    for name in names:
+        if name in LM_PROPOSERS and model:
+            out[name] = {"model": model}
+    if api_base:
+        out.setdefault("openai", {})["api_base"] = api_base
+    return out
+
+
+def _one_proposer(name: str, spec: Spec, rng: np.random.Generator, config: RunConfig, api_key: str | None) -> Proposer:
     if name == "gp":
         try:
             return GPProposer(spec.gp_primitives, spec.function, rng, config.gp)
         except ValueError as exc:  # a GP_PRIMITIVES declaration that does not fit the function
             raise SpecError(spec.path, None, str(exc), "fix GP_PRIMITIVES or remove it") from exc
+    if name in LM_PROPOSERS:
+        return lm_proposer(name, config, api_key)
     raise ConfigError(f"unknown proposer {name!r}; available here: {', '.join(PROPOSERS)}")
 
 
@@ -133,12 +163,18 @@ def config_of(archive: Archive, overrides: Mapping[str, Mapping[str, Any]] | Non
     return RunConfig.from_dict(archive.run_info()["config"]).replace(**(overrides or {}))
 
 
-def open_evolution(archive: Archive, spec: Spec, config: RunConfig, pool: SandboxPool, fresh: bool) -> Evolution:
-    """Build the loop over an archive: a fresh run (seeded) or a resumed one."""
+def open_evolution(
+    archive: Archive, spec: Spec, config: RunConfig, pool: SandboxPool, fresh: bool, api_key: str | None = None
+) -> Evolution:
+    """Build the loop over an archive: a fresh run (seeded) or a resumed one.
+
+    `api_key` (for the openai proposer) is passed at each start, never stored.
+    """
     rng = np.random.default_rng(config.loop.seed)
     if fresh:
         islands = ProgramsDatabase(config.islands, rng)
-        evolution = Evolution(spec, archive, pool, make_proposer(config.proposer, spec, rng, config), islands, rng, config)
+        proposer = make_proposer(config.proposer, spec, rng, config, api_key)
+        evolution = Evolution(spec, archive, pool, proposer, islands, rng, config)
         evolution.seed()
         return evolution
     state = archive.state()
@@ -146,12 +182,14 @@ def open_evolution(archive: Archive, spec: Spec, config: RunConfig, pool: Sandbo
         raise ArchiveError(f"{archive.path}: the run never finished seeding; start it again with `evolve run`")
     rng.bit_generator.state = state["rng"]
     islands = Evolution.restore_islands(archive, config, rng)
-    proposer = make_proposer(config.proposer, spec, rng, config)
+    proposer = make_proposer(config.proposer, spec, rng, config, api_key)
     return Evolution(spec, archive, pool, proposer, islands, rng, config, stats_from_state(state))
 
 
 def pool_for(config: RunConfig) -> SandboxPool:
-    return SandboxPool(config.sandbox.workers, Limits(timeout_s=config.sandbox.timeout_s, memory_mb=config.sandbox.memory_mb))
+    """Start the run's sandbox pool (SandboxError if it cannot start, or would run unisolated unasked)."""
+    limits = Limits(timeout_s=config.sandbox.timeout_s, memory_mb=config.sandbox.memory_mb)
+    return SandboxPool(config.sandbox.workers, limits, config.sandbox.isolation)
 
 
 # -- evaluating functions -----------------------------------------------------------
@@ -185,12 +223,16 @@ def function_from_file(spec: Spec, path: Path) -> str:
 # -- inspecting runs -------------------------------------------------------------------
 
 
-def status(archive: Archive) -> dict[str, Any]:
-    """Summarize a run: counters, best program, islands, whether it is running."""
+def status(archive: Archive, spec: Spec | None = None, by_proposer: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Summarize a run: counters, best program, islands, whether it is running.
+
+    A caller that polls (the TUI) passes the run's `spec` and keeps `by_proposer`
+    up to date itself (`archive_by_proposer` reads the whole programs table).
+    """
     info, state = archive.run_info(), archive.state()
     config = RunConfig.from_dict(info["config"])
     stats = stats_from_state(state) if "stats" in state else Stats()
-    spec = spec_of(archive)
+    spec = spec or spec_of(archive)
     best = archive.top(1)
     out: dict[str, Any] = {
         "problem": info["spec"]["name"],
@@ -207,19 +249,33 @@ def status(archive: Archive) -> dict[str, Any]:
         "failures": stats.failures,
         "elapsed_s": stats.elapsed_s,
         "evals_per_s": stats.evaluated / stats.elapsed_s if stats.elapsed_s else 0.0,
+        "tokens": stats.tokens,
+        "pipeline": {k: v for k, v in stats.rates().items() if k not in ("evals_per_s", "valid_share")},
+        "by_proposer": archive_by_proposer(archive) if by_proposer is None else by_proposer,
         "best_id": best[0]["id"] if best else None,
         "score": best[0]["score"] if best else None,
         "scores": best[0]["scores"] if best else {},
         "metrics": spec.metrics("train", best[0]["scores"]) if best else {},
         "islands": [],
     }
-    if "islands" in state:
+    if "islands_summary" in state:  # committed by the loop with the membership it summarizes
+        out["islands"] = state["islands_summary"]
+    elif "islands" in state:  # an archive from before: replay the whole membership (slow on big runs)
         rng = np.random.default_rng(0)  # summaries draw nothing
-        out["islands"] = [
-            {**asdict(row), "best_score": row.best_score if math.isfinite(row.best_score) else None}
-            for row in Evolution.restore_islands(archive, config, rng).islands_summary()
-        ]
+        out["islands"] = islands_summary_rows(Evolution.restore_islands(archive, config, rng))
     return out
+
+
+def archive_by_proposer(archive: Archive) -> list[dict[str, Any]]:
+    """Count the evaluated programs and valid ones per proposer, model and adapter."""
+    rows = archive.conn.execute(
+        "SELECT proposer, model, adapter, COUNT(*), COUNT(score), MAX(score) FROM programs"
+        " GROUP BY proposer, model, adapter ORDER BY COUNT(*) DESC"
+    )
+    return [
+        {"proposer": p, "model": m or "", "adapter": a or "", "programs": n, "valid": v, "best_score": b}
+        for p, m, a, n, v, b in rows
+    ]
 
 
 def _last_stop(archive: Archive) -> str:
@@ -259,16 +315,27 @@ def export(archive: Archive, out_dir: Path, top: int) -> list[Path]:
     written, index = [], []
     for rank, row in enumerate(archive.top(top), start=1):
         path = out_dir / f"{rank:03d}_program_{row['id']}.py"
-        header = (
-            f"# evoloop export: problem {spec.name}, program {row['id']}, rank {rank}\n"
-            f"# train score {row['score']:.6g}; per input: {json.dumps(row['scores'])}\n"
-            f"# island {row['island']}, proposer {row['proposer']}, sample {row['sample']}\n"
-        )
-        _write_atomic(path, header + spec.program(row["function"]))
+        _write_atomic(path, program_text(spec, row, rank))
         written.append(path)
         index.append({"rank": rank, "id": row["id"], "file": path.name, "score": row["score"], "scores": row["scores"]})
     _write_atomic(out_dir / "index.json", json.dumps({"problem": spec.name, "programs": index}, indent=2) + "\n")
     return written
+
+
+def program_text(spec: Spec, row: Mapping[str, Any], rank: int | None = None) -> str:
+    """Return an archived program as a complete, runnable file with a header of where it came from."""
+    score = f"{row['score']:.6g}" if row["score"] is not None else f"none ({row['failure']})"
+    return (
+        f"# evoloop export: problem {spec.name}, program {row['id']}" + (f", rank {rank}" if rank else "") + "\n"
+        f"# train score {score}; per input: {json.dumps(row['scores'])}\n"
+        f"# island {row['island']}, proposer {row['proposer']}, sample {row['sample']}\n"
+    ) + spec.program(row["function"])
+
+
+def write_program(spec: Spec, row: Mapping[str, Any], path: Path) -> Path:
+    """Write one archived program to `path` (atomically) and return the path."""
+    _write_atomic(path, program_text(spec, row))
+    return path
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -298,6 +365,6 @@ def require_split(spec: Spec, split: str) -> None:
 
 
 __all__: Sequence[str] = [
-    "RunBusy", "Result", "run_lock", "is_running", "new_run", "spec_of", "config_of", "open_evolution",
-    "pool_for", "evaluate_functions", "function_from_file", "status", "best_programs", "export", "parse_duration",
+    "RunBusy", "Result", "run_lock", "is_running", "make_proposer", "lm_overrides", "new_run", "spec_of", "config_of", "open_evolution",
+    "pool_for", "evaluate_functions", "function_from_file", "status", "best_programs", "export", "program_text", "write_program", "parse_duration",
 ]

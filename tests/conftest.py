@@ -15,11 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 
 
-def evolve(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """Run `python -m evolve.cli ARGS` and return the finished process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
+def evolve(
+    *args: str, cwd: Path | None = None, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m evolve.cli ARGS` (with extra environment variables) and return the finished process."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "evolve.cli", *args], cwd=cwd or ROOT, env=env, text=True,
+        [sys.executable, "-m", "evolve.cli", *args], cwd=cwd or ROOT, env=full_env, text=True,
         capture_output=True, timeout=timeout,
     )
 
