@@ -188,6 +188,11 @@ class Archive:
     def state(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM state")}
 
+    def find_hash(self, program_hash: str) -> int | None:
+        """Return the id of the program with this normalized hash, if any (uses the unique index)."""
+        row = self.conn.execute("SELECT id FROM programs WHERE hash = ?", (program_hash,)).fetchone()
+        return row[0] if row else None
+
     def hashes(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT hash, id FROM programs"))
 

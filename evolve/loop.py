@@ -101,7 +101,6 @@ class Evolution:
         self.stats = stats or Stats()
         self.limits = Limits(timeout_s=config.sandbox.timeout_s, memory_mb=config.sandbox.memory_mb)
         self.train = spec.inputs("train")
-        self._hashes = archive.hashes()  # normalized hash -> program id, committed or registered
         # Parents' sources, most recently used last; bounded so that a run of days keeps a flat memory.
         self._functions: OrderedDict[int, str] = OrderedDict()
         self._preface = spec_preface(spec)  # the spec above the evolved function: every prompt starts with it
@@ -216,7 +215,9 @@ class Evolution:
             except (SyntaxError, StopIteration):
                 c.function, c.reason = None, "syntax"
                 continue
-            if c.hash in self._hashes or c.hash in self._in_flight:
+            # Seen before is asked of the archive's unique index, not of an in-memory set: the
+            # loop's memory stays flat however many programs a run of days accumulates.
+            if c.hash in self._in_flight or self.archive.find_hash(c.hash) is not None:
                 continue  # a duplicate: recorded as such when registered (after the first, in order)
             self._in_flight.add(c.hash)
             with self._done_lock:
@@ -237,9 +238,10 @@ class Evolution:
                 if c.function is None:
                     self.stats.rejected[c.reason] = self.stats.rejected.get(c.reason, 0) + 1
                     continue
-                if c.hash in self._hashes:
+                earlier = self.archive.find_hash(c.hash)  # registered before, or earlier in this batch
+                if earlier is not None:
                     self.stats.duplicates += 1
-                    self.archive.add_duplicate(self._hashes[c.hash])
+                    self.archive.add_duplicate(earlier)
                     continue
                 assert c.future is not None
                 waited = time.monotonic()
@@ -270,7 +272,6 @@ class Evolution:
                 proposer=proposer, model=model, sample=self.stats.samples, evaluation=evaluation, adapter=adapter,
             )
         )
-        self._hashes[c.hash] = pid
         self.stats.evaluated += 1
         if evaluation.ok:
             self.stats.valid += 1
