@@ -32,6 +32,7 @@ from evolve import session
 from evolve.config import RunConfig
 from evolve.spec import load_spec
 from sandbox import Limits, SandboxPool
+from common import replace_readme_section
 
 PROBLEMS = ("bin_packing_or", "bin_packing_weibull")
 RESULTS = Path(__file__).parent / "results"
@@ -123,12 +124,7 @@ def markdown(results: dict) -> str:
 
 
 def update_readme(results: dict) -> None:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{markdown(results)}\n{end}{tail}")
+    replace_readme_section("bench", markdown(results))
 
 
 def main() -> None:

@@ -53,6 +53,8 @@ from evolve.spec import load_spec
 from islands import ProgramsDatabase
 from sandbox import Limits, SandboxPool
 
+from common import replace_readme_section
+
 RESULTS = Path(__file__).parent / "results"
 console = Console()
 SPEC = '''"""Get f(x) close to 3 for every input."""
@@ -232,13 +234,8 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results: dict[str, Any]) -> None:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench-loop:start -->", "<!-- bench-loop:end -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{markdown(results)}\n{end}{tail}")
+def update_readme(results: dict) -> None:
+    replace_readme_section("bench-loop", markdown(results))
 
 
 def main() -> None:

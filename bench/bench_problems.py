@@ -33,10 +33,11 @@ from evolve import session
 from evolve.config import RunConfig
 from evolve.spec import Spec, load_spec
 from sandbox import Limits, SandboxPool
+from common import replace_readme_section
 
 PROBLEMS = ("cap_set", "circle_packing", "oscillator1", "oscillator2", "bactgrow", "stressstrain", "pendulum")
 RESULTS = Path(__file__).parent / "results"
-START, END = "<!-- bench-problems:start -->", "<!-- bench-problems:end -->"
+README_MARKER = "bench-problems"  # the README's table sits between <!-- bench-problems:start/end -->
 console = Console()
 
 
@@ -120,14 +121,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def update_readme(results: dict[str, Any]) -> None:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text()
-    if START not in text:
-        console.print(f"README has no {START} marker; not updated")
-        return
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{markdown(results)}\n{END}{tail}")
+    if not replace_readme_section(README_MARKER, markdown(results)):
+        console.print(f"README has no {README_MARKER} markers; not updated")
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy  # noqa: F401  # (b) forks from a parent that has numpy loaded, as the loop has
 
 from sandbox import Limits, SandboxPool
+from common import replace_readme_section
 
 RESULTS = Path(__file__).parent / "results"
 PROGRAM = "def evaluate(x):\n    return x\n"
@@ -162,15 +163,8 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results: dict[str, Any]) -> None:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench-sandbox:start -->", "<!-- bench-sandbox:end -->"
-    if start not in text:
-        return
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{markdown(results)}\n{end}{tail}")
+def update_readme(results: dict) -> None:
+    replace_readme_section("bench-sandbox", markdown(results))
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ from evolve.proposers.base import Prompt
 from evolve.spec import load_spec
 from islands import ProgramsDatabase
 
+from common import replace_readme_section
+
 RESULTS = Path(__file__).parent / "results"
 SPEC = '''
 import numpy as np
@@ -174,14 +176,8 @@ def markdown(result: dict[str, Any]) -> str:
     ])
 
 
-def update_readme(result: dict[str, Any]) -> None:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- soak:start -->", "<!-- soak:end -->"
-    if start in text:
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        readme.write_text(f"{head}{start}\n{markdown(result)}\n{end}{tail}")
+def update_readme(result: dict) -> None:
+    replace_readme_section("soak", markdown(result))
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ returns into the worker's code.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import os
