@@ -6,11 +6,14 @@ import importlib.util
 import types
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "soak_sandbox.py"
 
 
-def _soak_module() -> types.ModuleType:
-    """Load bench/soak_sandbox.py (bench/ is scripts, not a package)."""
+def _soak_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """Load bench/soak_sandbox.py (bench/ is scripts, not a package; they import bench/common.py)."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("soak_sandbox", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -18,8 +21,8 @@ def _soak_module() -> types.ModuleType:
     return module
 
 
-def test_a_mixed_run_records_every_failure_kind_and_leaves_nothing(tmp_path: Path) -> None:
-    result = _soak_module().soak(600, workers=2, directory=tmp_path)
+def test_a_mixed_run_records_every_failure_kind_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _soak_module(monkeypatch).soak(600, workers=2, directory=tmp_path)
     assert result["reason"] == "budget"
     assert result["evaluations"] == 600  # every candidate distinct, so every one evaluated and archived
     assert result["wrong_kind"] == 0, result["wrong_examples"]
