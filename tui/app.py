@@ -18,7 +18,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 
 from evolve.archive import ArchiveError
@@ -41,9 +41,11 @@ class EvoloopApp(App[None]):
         Binding("r", "refresh_now", "Refresh"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
-    island: reactive[int | None] = reactive(None, init=False)  # the island filter; None shows all
-    error: reactive[str] = reactive("")  # why the archive cannot be shown
+    # `var`, not `reactive`: the app draws none of these itself (the widgets watching them repaint what
+    # changed), and a reactive would repaint the whole screen at every snapshot, a full frame each refresh.
+    snapshot: var[Snapshot | None] = var(None, always_update=True)
+    island: var[int | None] = var(None, init=False)  # the island filter; None shows all
+    error: var[str] = var("")  # why the archive cannot be shown
 
     def __init__(self, db: Path, interval: float = 2.0, reader: ArchiveReader | None = None) -> None:
         super().__init__()

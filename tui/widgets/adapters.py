@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import DataTable
 
 from tui.reader import ADAPTERS_TABLE
@@ -21,7 +21,7 @@ TABLE = ADAPTERS_TABLE  # the view is shown when the archive has this table
 class AdaptersTable(DataTable[str]):
     """Each adapter round, newest first, every column of the `adapters` table."""
 
-    entries: reactive[tuple[dict[str, Any], ...]] = reactive((), always_update=True)
+    entries: var[tuple[dict[str, Any], ...]] = var((), always_update=True)  # see IslandsTable.summary
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import DataTable
 from textual_plotext import Plot
 
@@ -27,7 +27,7 @@ class FailureData:
 class FailuresPlot(BackgroundPlot[FailureData]):
     """Failures per kind in each bin of samples, stacked."""
 
-    data: reactive[FailureData | None] = reactive(None)
+    data: var[FailureData | None] = var(None)  # see BackgroundPlot.data
 
     def draw(self, plt: Plot, data: FailureData | None) -> None:
         plt.xlabel("samples")
@@ -47,7 +47,7 @@ class FailuresPlot(BackgroundPlot[FailureData]):
 class FailuresTable(DataTable[str]):
     """The newest failed programs with their error messages."""
 
-    failures: reactive[tuple[Row, ...]] = reactive((), always_update=True)
+    failures: var[tuple[Row, ...]] = var((), always_update=True)  # see IslandsTable.summary
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)

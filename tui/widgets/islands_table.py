@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
@@ -32,7 +32,9 @@ class IslandsTable(DataTable[str]):
             super().__init__()
             self.island = island
 
-    summary: reactive[IslandRows | None] = reactive(None, always_update=True)
+    # A `var`: the watcher changes the cells that differ and the table repaints those; a reactive would
+    # repaint the whole table at every snapshot, changed or not.
+    summary: var[IslandRows | None] = var(None, always_update=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)

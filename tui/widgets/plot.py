@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from rich.text import Text
 from textual import events, work
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.worker import get_current_worker
 from textual_plotext import Plot, PlotextPlot
 
@@ -24,7 +24,9 @@ Key = tuple[int, int, str, Any]  # width, height, plotext theme, data
 class BackgroundPlot(PlotextPlot, Generic[Data]):
     """Subclasses set `data` and implement `draw(plt, data)`."""
 
-    data: reactive[Data | None] = reactive(None)  # watchers run only when the data differ
+    # Watchers run only when the data differ. A `var`: new data repaint nothing until the new picture is
+    # built (`_show`); a reactive would redraw the old picture over the whole plot first.
+    data: var[Data | None] = var(None)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

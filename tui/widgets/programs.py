@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import DataTable, Static
 
 from tui import format as fmt
@@ -29,7 +29,7 @@ class ProgramList(DataTable[str]):
             super().__init__()
             self.program_id = program_id
 
-    programs: reactive[tuple[Row, ...]] = reactive((), always_update=True)
+    programs: var[tuple[Row, ...]] = var((), always_update=True)  # see IslandsTable.summary
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -78,7 +78,7 @@ class ProgramView(VerticalScroll):
     ProgramView > Static { margin-bottom: 1; }
     """
 
-    detail: reactive[ProgramDetail | None] = reactive(None, always_update=True)
+    detail: var[ProgramDetail | None] = var(None, always_update=True)  # the watcher updates the parts, which repaint
 
     def compose(self) -> ComposeResult:
         yield Static("select a program", id="program-title")

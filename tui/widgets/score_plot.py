@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.reactive import reactive
+from textual.reactive import var
 from textual_plotext import Plot
 
 from tui.history import Curve, ResetMark
@@ -23,7 +23,7 @@ class ScoreData:
 class ScorePlot(BackgroundPlot[ScoreData]):
     """A step plot of the best score so far against the sample index."""
 
-    data: reactive[ScoreData | None] = reactive(None)
+    data: var[ScoreData | None] = var(None)  # see BackgroundPlot.data
 
     def draw(self, plt: Plot, data: ScoreData | None) -> None:
         plt.xlabel("samples")
