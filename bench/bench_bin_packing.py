@@ -32,7 +32,7 @@ from evolve import session
 from evolve.config import RunConfig
 from evolve.spec import load_spec
 from sandbox import Limits, SandboxPool
-from common import replace_readme_section
+from common import replace_readme_section, time_evaluation
 
 PROBLEMS = ("bin_packing_or", "bin_packing_weibull")
 RESULTS = Path(__file__).parent / "results"
@@ -45,25 +45,13 @@ def simulator_cost(repeats: int) -> list[dict]:
     with SandboxPool(1, Limits(timeout_s=600)) as pool:
         for problem in PROBLEMS:
             spec = load_spec(problem)
-            program = spec.program(spec.baseline_functions()["best_fit"])
-            namespace: dict = {}
-            exec(compile(program, "<best_fit>", "exec"), namespace)  # trusted: the spec's own baseline
+            best_fit = spec.baseline_functions()["best_fit"]
             for split in ("train", "test"):
                 inputs = spec.inputs(split)
-                direct, sandboxed = [], []
-                for _ in range(repeats):
-                    start = time.perf_counter()
-                    for value in inputs.values():
-                        namespace[spec.entry](value)
-                    direct.append(time.perf_counter() - start)
-                    start = time.perf_counter()
-                    ev = pool.evaluate(program, spec.entry, inputs)
-                    sandboxed.append(time.perf_counter() - start)
-                    assert ev.ok, ev.error
                 items = sum(i["num_items"] for d in inputs.values() for i in d.values())
                 rows.append({
                     "problem": problem, "split": split, "inputs": len(inputs), "items": items,
-                    "in_process_ms": 1e3 * statistics.median(direct), "sandbox_ms": 1e3 * statistics.median(sandboxed),
+                    **time_evaluation(spec, best_fit, split, pool, repeats),
                 })
     return rows
 

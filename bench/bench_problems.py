@@ -33,7 +33,7 @@ from evolve import session
 from evolve.config import RunConfig
 from evolve.spec import Spec, load_spec
 from sandbox import Limits, SandboxPool
-from common import replace_readme_section
+from common import replace_readme_section, time_evaluation
 
 PROBLEMS = ("cap_set", "circle_packing", "oscillator1", "oscillator2", "bactgrow", "stressstrain", "pendulum")
 RESULTS = Path(__file__).parent / "results"
@@ -43,21 +43,7 @@ console = Console()
 
 def cost(spec: Spec, pool: SandboxPool, repeats: int) -> dict[str, float]:
     """Time the seed on the train split, in-process and through the sandbox."""
-    program = spec.program(spec.function)
-    namespace: dict[str, Any] = {}
-    exec(compile(program, f"<{spec.name}>", "exec"), namespace)  # trusted: the spec's own seed
-    inputs = spec.inputs("train")
-    direct, sandboxed = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for value in inputs.values():
-            namespace[spec.entry](value)
-        direct.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        ev = pool.evaluate(program, spec.entry, inputs)
-        sandboxed.append(time.perf_counter() - start)
-        assert ev.ok, ev.error
-    return {"in_process_ms": 1e3 * statistics.median(direct), "sandbox_ms": 1e3 * statistics.median(sandboxed)}
+    return time_evaluation(spec, spec.function, "train", pool, repeats)
 
 
 def baselines(spec: Spec, pool: SandboxPool) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,13 @@ The scripts run as `python bench/<name>.py`, so this folder is on their path.
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
+from typing import Any
+
+from evolve.spec import Spec
+from sandbox import SandboxPool
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -23,3 +29,26 @@ def replace_readme_section(marker: str, markdown: str) -> bool:
     _, tail = rest.split(end, 1)
     README.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
     return True
+
+
+def time_evaluation(spec: Spec, function: str, split: str, pool: SandboxPool, repeats: int) -> dict[str, float]:
+    """Time one evaluation of `function` on a whole split: in-process (the simulator alone) and sandboxed.
+
+    Returns the medians over `repeats`, in milliseconds. `function` is the
+    spec's own code (its seed or a baseline), so running it here is safe.
+    """
+    program = spec.program(function)
+    namespace: dict[str, Any] = {}
+    exec(compile(program, f"<{spec.name}>", "exec"), namespace)  # trusted: the spec's own function
+    inputs = spec.inputs(split)
+    direct, sandboxed = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for value in inputs.values():
+            namespace[spec.entry](value)
+        direct.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        evaluation = pool.evaluate(program, spec.entry, inputs)
+        sandboxed.append(time.perf_counter() - start)
+        assert evaluation.ok, evaluation.error
+    return {"in_process_ms": 1e3 * statistics.median(direct), "sandbox_ms": 1e3 * statistics.median(sandboxed)}
