@@ -63,9 +63,9 @@ def anon_rss_bytes() -> int:
     return (int(fields[1]) - int(fields[2])) * _PAGE_SIZE  # resident - shared
 
 
-def _live_children() -> list[int]:
-    """Return the pids whose parent is this process, scanning /proc."""
-    me, found = os.getpid(), []
+def parent_pids() -> dict[int, int]:
+    """Map every live pid to its parent's pid, scanning /proc."""
+    out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -75,10 +75,14 @@ def _live_children() -> list[int]:
         except OSError:  # exited while we looked
             continue
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        if int(fields[1]) == me:
-            found.append(int(name))
-    return found
+        out[int(name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
+    return out
+
+
+def _live_children() -> list[int]:
+    """Return the pids whose parent is this process."""
+    me = os.getpid()
+    return [pid for pid, ppid in parent_pids().items() if ppid == me]
 
 
 def reap_children(timeout_s: float) -> int:

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 
-
-def _parents() -> dict[int, int]:
-    """Map every live pid to its parent pid (from /proc)."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:  # exited while we looked
-            continue
-        out[int(name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
-    return out
+from sandbox.procs import parent_pids
 
 
 def descendants(roots: Iterable[int]) -> set[int]:
     """Return every process below `roots` (not the roots), zombies included."""
     children: dict[int, list[int]] = {}
-    for pid, ppid in _parents().items():
+    for pid, ppid in parent_pids().items():
         children.setdefault(ppid, []).append(pid)
     found: set[int] = set()
     todo = list(roots)
