@@ -29,10 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from evolve import session
-from evolve.config import RunConfig
 from evolve.spec import load_spec
 from sandbox import Limits, SandboxPool
-from common import replace_readme_section, time_evaluation
+from common import gp_run, replace_readme_section, time_evaluation
 
 PROBLEMS = ("bin_packing_or", "bin_packing_weibull")
 RESULTS = Path(__file__).parent / "results"
@@ -62,17 +61,10 @@ def search(samples: int, seeds: list[int], workers: int) -> dict:
     runs = []
     with tempfile.TemporaryDirectory() as tmp, SandboxPool(workers, Limits(timeout_s=600)) as test_pool:
         for seed in seeds:
-            config = RunConfig().replace(loop={"budget": samples, "seed": seed}, sandbox={"workers": workers})
-            archive, _ = session.new_run("bin_packing_or", Path(tmp) / f"seed{seed}.db", config)
-            started = time.perf_counter()
-            with session.pool_for(config) as pool:
-                evolution = session.open_evolution(archive, spec, config, pool, fresh=True)
-                evolution.run()
-            elapsed = time.perf_counter() - started
-            [best] = session.best_programs(archive, 1, "test", test_pool)
+            best, stats, elapsed = gp_run(spec, seed, samples, workers, Path(tmp) / f"seed{seed}.db", test_pool)
             runs.append({
                 "seed": seed, "seconds": elapsed, "train_score": best["train_score"],
-                "valid_share": evolution.stats.valid / max(evolution.stats.evaluated, 1),
+                "valid_share": stats.valid / max(stats.evaluated, 1),
                 "excess_percent": best["metrics"]["excess_percent"], "function": best["function"],
             })
             console.print(f"seed {seed}: {elapsed:.0f}s, train {best['train_score']:.4f}")

@@ -30,10 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 from evolve import session
-from evolve.config import RunConfig
 from evolve.spec import Spec, load_spec
 from sandbox import Limits, SandboxPool
-from common import replace_readme_section, time_evaluation
+from common import gp_run, replace_readme_section, time_evaluation
 
 PROBLEMS = ("cap_set", "circle_packing", "oscillator1", "oscillator2", "bactgrow", "stressstrain", "pendulum")
 RESULTS = Path(__file__).parent / "results"
@@ -60,18 +59,11 @@ def search(problem: str, samples: int, seeds: list[int], workers: int, pool: San
     spec, runs = load_spec(problem), []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
-            config = RunConfig().replace(loop={"budget": samples, "seed": seed}, sandbox={"workers": workers})
-            archive, _ = session.new_run(problem, Path(tmp) / f"{problem}-{seed}.db", config)
-            started = time.perf_counter()
-            with session.pool_for(config) as run_pool:
-                evolution = session.open_evolution(archive, spec, config, run_pool, fresh=True)
-                evolution.run()
-            elapsed = time.perf_counter() - started
-            [best] = session.best_programs(archive, 1, "test", pool)
+            best, stats, elapsed = gp_run(spec, seed, samples, workers, Path(tmp) / f"{problem}-{seed}.db", pool)
             runs.append({
                 "seed": seed, "seconds": elapsed, "train_score": best["train_score"], "test_score": best["score"],
                 "test_scores": best["scores"], "metrics": best["metrics"], "function": best["function"],
-                "valid_share": evolution.stats.valid / max(evolution.stats.evaluated, 1),
+                "valid_share": stats.valid / max(stats.evaluated, 1),
             })
             console.print(f"{problem} seed {seed}: {elapsed:.0f}s, train {best['train_score']:.6g}, test {best['score']}")
     return runs

@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evolve import session
+from evolve.config import RunConfig
+from evolve.loop import Stats
 from evolve.spec import Spec
 from sandbox import SandboxPool
 
@@ -52,3 +55,16 @@ def time_evaluation(spec: Spec, function: str, split: str, pool: SandboxPool, re
         sandboxed.append(time.perf_counter() - start)
         assert evaluation.ok, evaluation.error
     return {"in_process_ms": 1e3 * statistics.median(direct), "sandbox_ms": 1e3 * statistics.median(sandboxed)}
+
+
+def gp_run(spec: Spec, seed: int, samples: int, workers: int, db: Path, test_pool: SandboxPool) -> tuple[dict[str, Any], Stats, float]:
+    """Evolve `spec` with the GP default; return its best program scored on test, the run's stats and seconds."""
+    config = RunConfig().replace(loop={"budget": samples, "seed": seed}, sandbox={"workers": workers})
+    archive, _ = session.new_run(spec.name, db, config)
+    started = time.perf_counter()
+    with session.pool_for(config) as pool:
+        evolution = session.open_evolution(archive, spec, config, pool, fresh=True)
+        evolution.run()
+    elapsed = time.perf_counter() - started
+    [best] = session.best_programs(archive, 1, "test", test_pool)
+    return best, evolution.stats, elapsed
