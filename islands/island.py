@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 from typing import NamedTuple
 
 import numpy as np
@@ -33,7 +34,7 @@ class Island:
     def __init__(self, config: IslandsConfig) -> None:
         self._config = config
         self._clusters: dict[Signature, Cluster] = {}  # insertion order = first seen
-        self._members: list[ProgramId] = []  # registration order, repeats kept
+        self._members = array("q")  # program ids in registration order, repeats kept
         self.best: Entry | None = None  # the first program to reach the top score
         self.best_score: float = -math.inf
 
@@ -50,7 +51,7 @@ class Island:
     @property
     def members(self) -> list[ProgramId]:
         """Return the registered program ids in registration order."""
-        return list(self._members)
+        return self._members.tolist()
 
     @property
     def temperature(self) -> float:
