@@ -19,6 +19,7 @@ BUILTINS: dict[str, str] = {
     "bactgrow": "Equation of E. coli growth rate, db(b, s, temp, pH) (LLM-SR)",
     "stressstrain": "Equation of aluminium stress, stress(strain, temp) (LLM-SR)",
     "pendulum": "Equation of a damped driven pendulum, scored by integrating trajectories",
+    "ibp_seeding": "Which Laporta seeds reduce Feynman integrals with the fewest IBP equations (arXiv:2502.05121)",
 }
 
 
