@@ -1,10 +1,10 @@
-"""Training data and adapters for the proposer, built from a run archive.
+"""LoRA rounds on a run's best programs, trained while the run searches.
 
-Reads the archive (never writes it) and never blocks the loop. This first
-version extracts supervised records of improvements; training LoRA adapters
-and the adapter registry build on it.
+- `finetune.data`: the training data, read from the archive (SFT examples, preference pairs, JSONL).
+- `finetune.train`: one round in its own process (`python -m finetune.train ROUND.json`).
+- `finetune.rounds`: the loop's helper that starts, polls, records and applies rounds; `evolve finetune`.
+- `finetune.registry`: the `adapters` table and the evidence of what each round did.
+
+Reads the archive (the loop alone writes it) and never blocks the loop.
+Nothing here imports torch until a round trains.
 """
-
-from finetune.dataset import SFTRecord, sft_records, write_jsonl
-
-__all__ = ["SFTRecord", "sft_records", "write_jsonl"]

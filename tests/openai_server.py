@@ -46,6 +46,8 @@ class FakeOpenAI:
         with self.lock:
             if self.fail_next:
                 return self.fail_next.pop(0)
+        if path.endswith("/load_lora_adapter"):  # vLLM's runtime adapter loading (it answers in plain text)
+            return 200, f"Success: LoRA adapter '{body.get('lora_name')}' added successfully."  # type: ignore[return-value]
         n = 1 if self.ignore_n else int(body.get("n", 1))
         texts = []
         for _ in range(n):

@@ -30,6 +30,7 @@ from typing import Any
 from evolve import session
 from evolve.archive import Archive, ArchiveError
 from evolve.spec import Spec
+from finetune import registry
 from tui.history import Curve, History, ResetMark, bucket_size_for
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,9 @@ class ArchiveReader:
         return [dict(zip(keys, r)) for r in rows[:LATEST_FAILURES]]
 
     def _adapters(self) -> tuple[dict[str, Any], ...]:
+        columns = {r[1] for r in self.archive.conn.execute(f"PRAGMA table_info({ADAPTERS_TABLE})")}
+        if {"finished_sample", "path"} <= columns:  # the registry's table: each round with its evidence
+            return tuple(registry.shown_rows(self.archive.conn)[:100])
         cur = self.archive.conn.execute(f"SELECT * FROM {ADAPTERS_TABLE} ORDER BY rowid DESC LIMIT 100")
         names = [c[0] for c in cur.description]
         return tuple(dict(zip(names, r)) for r in cur)

@@ -19,12 +19,14 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from evolve.prompt import render
-from evolve.proposers.base import Prompt, ProposerError
+from evolve.proposers.base import Origin, Prompt, ProposerError
 from evolve.proposers.lm import OpenAIConfig, SamplingConfig, as_candidate
 
 log = logging.getLogger(__name__)
@@ -60,12 +62,46 @@ class OpenAIProposer:
         self._client: httpx.Client | None = None  # built on first use
         self.generated_tokens = 0
         self.adapter = ""
+        self.control_share = 0.0  # of the prompts still sent to the base model once an adapter is in use
+        self._served = ""  # the server's name of the adapter in use ("" : the base model)
+        self._calls = 0
+        self._seed = seed
+
+    def use_adapter(self, path: str | Path, name: str | None = None, control_share: float = 0.0) -> None:
+        """Load a LoRA adapter into the server at runtime and sample from it from the next batch on.
+
+        vLLM's server does this through `POST /v1/load_lora_adapter` when it
+        runs with `--enable-lora` and `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`;
+        requests then name the adapter as their model. The directory must be
+        readable by the server (same machine, or a shared file system).
+        """
+        path = Path(path)
+        if not (path / "adapter_config.json").is_file():
+            raise ProposerError(f"{path} is not a LoRA adapter directory (no adapter_config.json)")
+        served = name or f"evoloop-{path.parent.name}-{path.name}"
+        self._post("/load_lora_adapter", {"lora_name": served, "lora_path": str(path.resolve())}, expect_json=False)
+        self.adapter, self._served, self.control_share = str(path), served, control_share
+        log.info("the server loaded the adapter %s as %s", path, served)
+
+    def propose_attributed(self, prompts: Sequence[Prompt], n: int) -> list[tuple[Origin, list[str]]]:
+        """Send most prompts to the adapter and `control_share` of them to the base model."""
+        self._calls += 1
+        tuned = Origin(self.name, self.model, self.adapter)
+        if not self._served or self.control_share <= 0:
+            return [(tuned, texts) for texts in self.propose(prompts, n)]
+        draw = np.random.default_rng([self._seed, self._calls, 0x626173]).random(len(prompts))
+        base = [bool(d < self.control_share) for d in draw]
+        seeds = [next(self._seeds) for _ in prompts]
+        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, max(1, len(prompts)))) as pool:
+            answers = list(pool.map(lambda a: self._samples(a[0], n, a[1], self.model if a[2] else self._served),
+                                    zip(prompts, seeds, base, strict=True)))
+        return [(Origin(self.name, self.model, "") if b else tuned, texts) for b, texts in zip(base, answers, strict=True)]
 
     def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
         """Return `n` candidates per prompt; requests run concurrently, results keep the prompts' order."""
         seeds = [next(self._seeds) for _ in prompts]
         with ThreadPoolExecutor(max_workers=min(self.config.concurrency, max(1, len(prompts)))) as pool:
-            return list(pool.map(lambda ps: self._samples(ps[0], n, ps[1]), zip(prompts, seeds, strict=True)))
+            return list(pool.map(lambda ps: self._samples(ps[0], n, ps[1], self._served or self.model), zip(prompts, seeds, strict=True)))
 
     def close(self) -> None:
         if self._client is not None:
@@ -74,12 +110,12 @@ class OpenAIProposer:
 
     # -- one prompt ------------------------------------------------------------
 
-    def _samples(self, prompt: Prompt, n: int, seed: int) -> list[str]:
+    def _samples(self, prompt: Prompt, n: int, seed: int, model: str) -> list[str]:
         rendered = render(prompt, self.sampling.format)
         out: list[str] = []
         for attempt in range(n):  # a server that ignores `n` answers one at a time
             body: dict[str, Any] = {
-                "model": self.model, "n": n - len(out), "max_tokens": self.sampling.max_tokens,
+                "model": model, "n": n - len(out), "max_tokens": self.sampling.max_tokens,
                 "temperature": self.sampling.temperature, "top_p": self.sampling.top_p, "seed": seed + attempt,
             }
             if rendered.messages:
@@ -97,7 +133,7 @@ class OpenAIProposer:
                 break
         return (out + [""] * n)[:n]  # missing samples are empty: rejected as such
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, Any], expect_json: bool = True) -> dict[str, Any]:
         """POST with retries on 429/5xx/connection errors; raise ProposerError on anything else."""
         url = self.api_base + path
         backoff = self.config.backoff_s
@@ -112,6 +148,8 @@ class OpenAIProposer:
                 log.warning("%s: %s; retrying in %.1fs", url, exc, delay)
             else:
                 if response.status_code == 200:
+                    if not expect_json:  # e.g. vLLM's adapter loading answers in plain text
+                        return {}
                     try:
                         return dict(response.json())
                     except ValueError as exc:

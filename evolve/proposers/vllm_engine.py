@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evolve.prompt import render
-from evolve.proposers.base import Prompt, ProposerError
+from evolve.proposers.base import Origin, Prompt, ProposerError
 from evolve.proposers.lm import SamplingConfig, VLLMConfig, as_candidate
 
 log = logging.getLogger(__name__)
@@ -49,24 +51,45 @@ class VLLMProposer:
         self._llm: Any = None
         self._vllm: Any = None
         self._calls = 0
+        self.control_share = 0.0
         if config.adapter:
             self.use_adapter(config.adapter)
 
-    def use_adapter(self, path: str | Path, name: str | None = None) -> None:
-        """Sample from a new LoRA adapter from the next batch on (no restart)."""
+    def use_adapter(self, path: str | Path, name: str | None = None, control_share: float = 0.0) -> None:
+        """Sample from a new LoRA adapter from the next batch on (no restart).
+
+        `control_share` of the prompts (drawn per batch, seeded) are answered
+        by the base model and recorded without the adapter (the control arm).
+        """
         path = Path(path)
         if not (path / "adapter_config.json").is_file():
             raise ProposerError(f"{path} is not a LoRA adapter directory (no adapter_config.json)")
         if not self.config.enable_lora:
             raise ProposerError("vllm.enable_lora is off: switching adapters needs it on")
         self._pending_adapter = (name or path.name, str(path))
-        self.adapter = str(path)
+        self.adapter, self.control_share = str(path), control_share
         if self._vllm is not None:
             self._lora = self._make_lora()
 
-    def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
-        """Return `n` samples per prompt from one batched generate (or chat) call."""
+    def propose_attributed(self, prompts: Sequence[Prompt], n: int) -> list[tuple[Origin, list[str]]]:
+        """Answer most prompts with the adapter and `control_share` of them with the base model."""
+        tuned = Origin(self.name, self.model, self.adapter)
+        if not self.adapter or self.control_share <= 0:
+            return [(tuned, texts) for texts in self.propose(prompts, n)]
+        draw = np.random.default_rng([self.seed, self._calls, 0x626173]).random(len(prompts))
+        out: list[tuple[Origin, list[str]] | None] = [None] * len(prompts)
+        for base_only in (False, True):
+            indices = [i for i in range(len(prompts)) if (draw[i] < self.control_share) == base_only]
+            if indices:
+                answers = self.propose([prompts[i] for i in indices], n, base_only=base_only)
+                for i, texts in zip(indices, answers, strict=True):
+                    out[i] = (Origin(self.name, self.model, "") if base_only else tuned, texts)
+        return [o for o in out if o is not None]
+
+    def propose(self, prompts: Sequence[Prompt], n: int, base_only: bool = False) -> list[list[str]]:
+        """Return `n` samples per prompt from one batched generate (or chat) call (`base_only`: no adapter)."""
         llm, vllm = self._engine()
+        lora = None if base_only else self._lora
         rendered = [render(p, self.sampling.format) for p in prompts]
         self._calls += 1
         params = vllm.SamplingParams(
@@ -75,9 +98,9 @@ class VLLMProposer:
             seed=self.seed * 1_000_003 + self._calls,
         )
         if rendered and rendered[0].messages:
-            outputs = llm.chat([list(r.messages) for r in rendered], params, lora_request=self._lora, use_tqdm=False)
+            outputs = llm.chat([list(r.messages) for r in rendered], params, lora_request=lora, use_tqdm=False)
         else:
-            outputs = llm.generate([r.text for r in rendered], params, lora_request=self._lora, use_tqdm=False)
+            outputs = llm.generate([r.text for r in rendered], params, lora_request=lora, use_tqdm=False)
         if len(outputs) != len(rendered):
             raise ProposerError(f"vLLM returned {len(outputs)} outputs for {len(rendered)} prompts")
         result = []

@@ -1,9 +1,11 @@
 """The adapters view, shown only for archives that have an `adapters` table.
 
-The fine-tuning part writes one row per LoRA round (data size, loss, whether
-its samples beat the base model's). Until it exists this view stays hidden;
-it shows the table's columns as they are, newest round first, so a new
-column appears without a change here.
+The fine-tuning part writes one row per LoRA round; the reader adds each
+round's evidence (`finetune.registry.shown_rows`: its samples' valid share,
+mean and best score and beat-parent rate, next to the base model's over
+the same window). Until the table exists this view stays hidden; it shows
+the columns it is given, newest round first, so a new column appears
+without a change here.
 """
 
 from __future__ import annotations

@@ -1,0 +1,267 @@
+"""Run LoRA rounds next to the loop, without blocking it, and switch the proposer to each new adapter.
+
+    rounds = FinetuneRounds(config.finetune, db, base_model)
+    evolution.hooks.append(rounds)      # session.open_evolution does this
+
+The loop calls `on_batch` inside each batch's transaction. Every
+`finetune.every` evaluated programs (and none in flight) it starts
+`python -m finetune.train` as a child process that reads the archive
+read-only; later batches poll it (never wait). When it has finished, the
+round's `adapters` row goes into that batch's transaction and every
+proposer of the run that can (`use_adapter`) switches to the adapter for
+its next batch. A round that crashes, is killed, or finds no data is an
+event in the archive and a log line, never the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from finetune import registry
+from finetune.config import FinetuneConfig
+from finetune.train import NO_DATA, RoundRequest
+
+log = logging.getLogger(__name__)
+LOG_TAIL = 400  # characters of a failed round's log kept in its event
+
+
+def adapters_dir(db: Path, config: FinetuneConfig) -> Path:
+    """Return where a run's rounds go: `finetune.out_dir`, else `<db folder>/<db stem>-adapters`."""
+    return Path(config.out_dir) if config.out_dir else Path(db).resolve().parent / f"{Path(db).stem}-adapters"
+
+
+def next_round(conn: Any, directory: Path) -> int:
+    """Return the next round number: after every recorded round and every directory already there."""
+    recorded = [r["round"] for r in registry.adapters(conn)]
+    present = [int(p.name.split("_")[1]) for p in directory.glob("round_*") if p.name.split("_")[1].isdigit()]
+    return max([0, *recorded, *present]) + 1
+
+
+def adapter_users(proposer: Any) -> Iterator[Any]:
+    """Yield the proposer and the parts of a mix that can switch adapters."""
+    if hasattr(proposer, "use_adapter"):
+        yield proposer
+    for part in getattr(proposer, "parts", ()):
+        yield from adapter_users(part)
+
+
+def switch(proposer: Any, path: str, control_share: float) -> list[str]:
+    """Tell every proposer that can to sample from the adapter at `path`; return the errors."""
+    from evolve.proposers.base import ProposerError
+
+    errors = []
+    users = list(adapter_users(proposer))
+    if not users:
+        log.warning("no proposer of this run can switch to %s; it is recorded and exported all the same", path)
+        return [f"{getattr(proposer, 'name', 'the proposer')} cannot switch adapters"]
+    for user in users:
+        try:
+            user.use_adapter(path, control_share=control_share)
+        except ProposerError as exc:
+            log.warning("%s could not switch to %s: %s", user.name, path, exc)
+            errors.append(f"{user.name}: {exc}")
+    return errors
+
+
+class FinetuneRounds:
+    """The loop's helper: starts rounds, polls them, records and applies their adapters."""
+
+    def __init__(self, config: FinetuneConfig, db: Path, base: str) -> None:
+        self.config, self.db, self.base = config, Path(db), base
+        self.directory = adapters_dir(db, config)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._request: RoundRequest | None = None
+        self._started_sample = 0
+        self._last_start = 0  # evaluated programs when the last round started (or the session began)
+        self._stopping = False
+
+    def attach(self, evolution: Any) -> None:
+        """Apply the run's latest adapter to the proposer (a resumed run continues where it was)."""
+        self._last_start = evolution.stats.evaluated
+        row = registry.latest(evolution.archive.conn)
+        if row and row.get("path") and Path(row["path"]).is_dir():
+            switch(evolution.proposer, row["path"], self.config.control_share)
+
+    @property
+    def training(self) -> bool:
+        return self._proc is not None
+
+    def on_batch(self, evolution: Any) -> None:
+        """Record a finished round, or start one when due (inside the batch transaction; never waits)."""
+        if self._proc is not None and self._proc.poll() is not None:
+            self._finish(evolution)
+        if self._proc is None and self.config.every and evolution.stats.evaluated - self._last_start >= self.config.every:
+            self._start(evolution)
+
+    def on_stop(self, evolution: Any, reason: str) -> None:
+        """At the end of a run: wait for the round in flight when the budget is done, else stop it."""
+        if self._proc is None:
+            return
+        if reason == "budget" and self.config.wait_at_end_s > 0:
+            try:
+                self._proc.wait(timeout=self.config.wait_at_end_s)
+            except subprocess.TimeoutExpired:
+                pass
+            except BaseException:  # a second Ctrl-C while waiting: leave no orphan behind
+                self._proc.kill()
+                raise
+        if self._proc.poll() is None:
+            self._stopping = True  # our own terminate: a stopped round, not a failed one
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._finish(evolution)
+
+    def _start(self, evolution: Any) -> None:
+        k = next_round(evolution.archive.conn, self.directory)
+        latest = registry.latest(evolution.archive.conn)
+        parent = latest["path"] if latest and latest.get("path") and Path(latest["path"]).is_dir() else ""
+        out = self.directory / f"round_{k}"
+        request = RoundRequest(str(Path(self.db).resolve()), self.base, str(out.resolve()), k, parent, self.config)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / f"round_{k}.json").write_text(json.dumps(request.to_json()))
+        log_file = (self.directory / f"round_{k}.log").open("wb")
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.config.threads), "TOKENIZERS_PARALLELISM": "false"}
+        # Its own session: a Ctrl-C meant for the loop reaches the round through on_stop, not the terminal.
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "finetune.train", str(self.directory / f"round_{k}.json")],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=_package_root(),
+        )
+        log_file.close()
+        self._request, self._started_sample, self._last_start = request, evolution.stats.samples, evolution.stats.evaluated
+        evolution.archive.add_event("finetune-start", evolution.stats.samples, {"round": k, "parent": parent, "pid": self._proc.pid})
+        log.info("round %d started (pid %d) at sample %d", k, self._proc.pid, evolution.stats.samples)
+
+    def _finish(self, evolution: Any) -> None:
+        assert self._proc is not None and self._request is not None
+        code, request = self._proc.returncode, self._request
+        self._proc, self._request = None, None
+        out, samples = Path(request.out), evolution.stats.samples
+        meta_file = out / "meta.json"
+        if code == 0 and meta_file.is_file():
+            meta = json.loads(meta_file.read_text())
+            row = registry.add_adapter(evolution.archive.conn, meta, self._started_sample, samples)
+            errors = switch(evolution.proposer, row["path"], self.config.control_share)
+            evolution.archive.add_event("adapter", samples, {"round": request.round, "path": row["path"], "errors": errors})
+            log.info("round %d recorded: %s examples, loss %.4g -> %.4g", request.round, meta["examples"],
+                     meta["base_loss"], meta["adapter_loss"])
+            return
+        kind = "finetune-skipped" if code == NO_DATA else "finetune-stopped" if self._stopping else "finetune-failed"
+        self._stopping = False
+        tail = _tail(self.directory / f"round_{request.round}.log")
+        if kind == "finetune-failed":
+            log.warning("round %d failed (exit status %s); the run goes on: %s", request.round, code, tail[-200:])
+        for stale in self.directory.glob(f".round_{request.round}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        evolution.archive.add_event(kind, samples, {"round": request.round, "status": code, "log": tail})
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-LOG_TAIL:]
+    except OSError:
+        return ""
+
+
+def _package_root() -> str:
+    """The folder that holds the `finetune` package, so that the child imports the same code."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def base_model(config: Any) -> str:
+    """Return the checkpoint a run's rounds train: `finetune.base`, else its transformers or vllm model."""
+    from evolve.proposers.mixed import parse_mix
+
+    if config.finetune.base:
+        return str(config.finetune.base)
+    names = [n for n, _ in parse_mix(config.proposer)]
+    for name in ("transformers", "vllm"):
+        if name in names and getattr(config, name).model:
+            return str(getattr(config, name).model)
+    return ""
+
+
+def attach_rounds(evolution: Any, config: Any, db: Path) -> FinetuneRounds | None:
+    """Hook rounds into a run when it asks for them (`finetune.every`), and re-apply its latest adapter."""
+    from evolve.config import ConfigError
+
+    has_rounds = registry.has_table(evolution.archive.conn)
+    if not config.finetune.every and not has_rounds:
+        return None
+    base = base_model(config)
+    if config.finetune.every and not base:
+        raise ConfigError("finetune.every needs a base checkpoint to train: run the transformers or vllm proposer "
+                          "with --model, or set finetune.base")
+    rounds = FinetuneRounds(config.finetune, db, base)
+    rounds.attach(evolution)
+    evolution.hooks.append(rounds)
+    return rounds
+
+
+def finetune_now(db: Path, base: str = "", method: str = "", out: Path | None = None) -> dict[str, Any]:
+    """Train one round now, in this process, and record it (`evolve finetune`): only while no loop runs on `db`.
+
+    The run's own `[finetune]` settings apply; `base` and `method` override them.
+    A live run is refused (it alone writes the archive): give it --finetune-every.
+    """
+    from evolve.archive import Archive
+    from evolve.config import ConfigError
+    from evolve.session import RunBusy, config_of, is_running, run_lock
+    from finetune.train import train_round
+
+    if is_running(db):
+        raise RunBusy(f"{db} is being evolved right now and only its loop writes the archive; stop it, or resume it "
+                      "with rounds during the run (--finetune-every N in the run's config, [finetune] every)")
+    archive = Archive.open(db)
+    with run_lock(db):
+        config = config_of(archive)
+        overrides = {k: v for k, v in (("base", base), ("method", method)) if v}
+        config = config.replace(finetune=overrides)
+        model = base_model(config)
+        if not model:
+            raise ConfigError("name the checkpoint to train with --base DIR (the run's proposer has no local model)")
+        directory = adapters_dir(db, config.finetune)
+        k = next_round(archive.conn, directory)
+        latest = registry.latest(archive.conn)
+        parent = latest["path"] if latest and latest.get("path") and Path(latest["path"]).is_dir() else ""
+        if latest and latest.get("base_model") != model:
+            parent = ""  # an adapter of another base model cannot be continued
+        target = Path(out) if out else directory / f"round_{k}"
+        meta = train_round(RoundRequest(str(Path(db).resolve()), model, str(target.resolve()), k, parent, config.finetune))
+        samples = archive.state().get("stats", {}).get("samples", 0)
+        with archive.transaction():
+            registry.add_adapter(archive.conn, meta, samples, samples)
+            archive.add_event("adapter", samples, {"round": k, "path": meta["path"], "errors": [], "standalone": True})
+    archive.close()
+    return meta
+
+
+def export_adapters(conn: Any, out_dir: Path) -> list[Path]:
+    """Copy every recorded round to OUT_DIR/adapters/round_k (each written whole, then renamed into place)."""
+    written = []
+    for row in registry.adapters(conn):
+        source = Path(row["path"] or "")
+        if not (source / "adapter_config.json").is_file():
+            log.warning("round %s: %s is gone; not exported", row["round"], source)
+            continue
+        target = Path(out_dir) / "adapters" / f"round_{row['round']}"
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+        written.append(target)
+    return written
