@@ -251,7 +251,7 @@ def parse_spec(
 
 
 def _failed(evaluation: Evaluation, kind: FailureKind, error: str) -> Evaluation:
-    return Evaluation(wall_time=evaluation.wall_time, failure=kind, error=error[:300])
+    return Evaluation(wall_time=evaluation.wall_time, failure=kind, error=error[:300], node=evaluation.node)
 
 
 def rename_function(source: str, old: str, new: str) -> str:

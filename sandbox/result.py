@@ -21,6 +21,7 @@ class FailureKind(str, enum.Enum):
     ERROR = "error"  # raised, or died by a signal
     INVALID_OUTPUT = "invalid-output"  # returned something that is not a finite number
     FORBIDDEN = "forbidden"  # tried something the sandbox does not allow
+    LOST = "lost"  # the machine running it went away (a distributed pool), and retries ran out
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Evaluation:
     failure: FailureKind | None = None
     error: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    node: str = ""  # the machine that ran it, for a distributed pool ("" for a local one)
 
     def __post_init__(self) -> None:
         if self.failure is None:

@@ -65,3 +65,24 @@ def test_create_refuses_to_overwrite(tmp_path: Path) -> None:
     Archive.create(tmp_path / "a.db", {})
     with pytest.raises(ArchiveError, match="evolve resume"):
         Archive.create(tmp_path / "a.db", {})
+
+
+def test_an_archive_from_before_the_node_column_gains_it(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    archive = Archive.create(db, {"spec": {}})
+    with archive.transaction():
+        archive.add_program(program(1, -3.0))
+    archive.conn.execute("DROP INDEX programs_node")  # as an archive written before the column existed
+    archive.conn.execute("ALTER TABLE programs DROP COLUMN node")
+    archive.close()
+    assert "node" not in Archive.open(db, readonly=True).program(1)  # readers take the file as it is
+    reopened = Archive.open(db)
+    assert reopened.program(1)["node"] is None  # evaluated before: where is unknown
+    ran_on = NewProgram(hash="h2", function="def f():\n    return 2\n", parents=(1,), island=0, proposer="test",
+                        model="", sample=2, evaluation=Evaluation(scores={"a": -1.0}, node="host/0123abcd"))
+    with reopened.transaction():
+        reopened.add_program(ran_on)
+    assert reopened.program(2)["node"] == "host/0123abcd"
+    assert Archive.open(db).program(2)["node"] == "host/0123abcd"  # opening again adds nothing twice
+    indexes = {row[0] for row in reopened.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "programs_node" in indexes  # `status` counts per node without reading every program

@@ -121,7 +121,11 @@ def build(path: Path, programs: int, seed: int = 0, islands: dict[str, Any] | No
     log.info("generated %d rows in %.1fs", programs, time.perf_counter() - started)
 
     with archive.transaction():
-        conn.executemany("INSERT INTO programs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO programs(id, hash, function, parents, island, proposer, model, adapter, sample, scores, score,"
+            " failure, error, wall_time, length, duplicates, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         for island, ids in enumerate(db.members()):
             archive.add_members(island, ids)
         conn.executemany("INSERT INTO events(time, sample, kind, data) VALUES (?, ?, ?, ?)", events)
