@@ -53,27 +53,11 @@ from evolve.spec import load_spec
 from islands import ProgramsDatabase
 from sandbox import Limits, SandboxPool
 
-from common import replace_readme_section
+from common import TRIVIAL_SPEC, replace_readme_section
 
 RESULTS = Path(__file__).parent / "results"
 console = Console()
-SPEC = '''"""Get f(x) close to 3 for every input."""
-import evolve
-
-
-@evolve.run
-def evaluate(x: float) -> float:
-    return -abs(f(x) - 3.0)
-
-
-@evolve.evolve
-def f(x: float) -> float:
-    """Return a number."""
-    return x
-
-
-INPUTS = {"a": 1.0, "b": 2.0, "c": 4.0}
-'''
+SPEC = TRIVIAL_SPEC
 
 
 class InstantProposer:

@@ -5,6 +5,7 @@ The scripts run as `python bench/<name>.py`, so this folder is on their path.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -19,18 +20,20 @@ from sandbox import SandboxPool
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def replace_readme_section(marker: str, markdown: str) -> bool:
+def replace_readme_section(marker: str, markdown: str, readme: Path = README) -> bool:
     """Put `markdown` between `<!-- MARKER:start -->` and `<!-- MARKER:end -->` in the README.
 
     Returns False, changing nothing, when the README lacks the markers.
     """
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    text = README.read_text()
+    text = readme.read_text()
     if start not in text or end not in text:
         return False
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
+    tmp = readme.with_name(readme.name + ".tmp")  # atomic: a crash leaves the old README whole
+    tmp.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
+    os.replace(tmp, readme)
     return True
 
 
@@ -68,3 +71,24 @@ def gp_run(spec: Spec, seed: int, samples: int, workers: int, db: Path, test_poo
     elapsed = time.perf_counter() - started
     [best] = session.best_programs(archive, 1, "test", test_pool)
     return best, evolution.stats, elapsed
+
+
+# A one-line problem: f(x) close to 3 on three numbers. Evaluating it costs little beyond the sandbox's
+# own fork and result, which is what the overhead benchmarks measure.
+TRIVIAL_SPEC = '''"""Get f(x) close to 3 for every input."""
+import evolve
+
+
+@evolve.run
+def evaluate(x: float) -> float:
+    return -abs(f(x) - 3.0)
+
+
+@evolve.evolve
+def f(x: float) -> float:
+    """Return a number."""
+    return x
+
+
+INPUTS = {"a": 1.0, "b": 2.0, "c": 4.0}
+'''
