@@ -23,11 +23,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from sandbox import Evaluation
 
 SCHEMA_VERSION = 1
+SCHEMA_NODE_INDEX = "CREATE INDEX programs_node ON programs (node, score) WHERE node IS NOT NULL"  # empty unless on Ray
+SCHEMA = (
+    "CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE programs (
+        id INTEGER PRIMARY KEY, hash TEXT NOT NULL, function TEXT NOT NULL, parents TEXT, island INTEGER,
+        proposer TEXT, model TEXT, adapter TEXT, sample INTEGER, scores TEXT, score REAL, failure TEXT,
+        error TEXT, wall_time REAL, length INTEGER, duplicates INTEGER DEFAULT 0, created REAL, node TEXT)""",
+    "CREATE UNIQUE INDEX idx_programs_hash ON programs (hash)",
+    "CREATE INDEX idx_programs_score ON programs (score)",
+    # For readers (the TUI): best score per island and sample range, per-island top programs, failures
+    # by island and sample. Archives created before these existed work without them, only slower on big runs.
+    "CREATE INDEX programs_history ON programs (island, sample, score)",
+    "CREATE INDEX programs_island_score ON programs (island, score)",
+    "CREATE INDEX programs_failed ON programs (island, sample, failure) WHERE failure IS NOT NULL",
+    "CREATE INDEX programs_origin ON programs (proposer, model, adapter, score)",
+    SCHEMA_NODE_INDEX,
+    "CREATE TABLE membership (island INTEGER, program_id INTEGER)",
+    "CREATE INDEX idx_membership_island ON membership (island)",
+    "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT)",
+    "CREATE TABLE events (id INTEGER PRIMARY KEY, time REAL, sample INTEGER, kind TEXT, data TEXT)",
+)
 
 
 class ArchiveError(Exception):
@@ -54,7 +73,6 @@ class Archive:
 
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
         self.conn, self.path, self.readonly = conn, path, readonly
-        self.db = sqlite_utils.Database(conn)
 
     # -- opening -------------------------------------------------------------
 
@@ -88,6 +106,8 @@ class Archive:
             raise ArchiveError(f"{path} is not an evoloop archive ({exc})") from exc
         if not {"run", "programs", "membership", "state"} <= tables:
             raise ArchiveError(f"{path} is not an evoloop archive (no run/programs tables)")
+        if not readonly:
+            _add_missing_columns(conn)
         return cls(conn, path, readonly)
 
     @staticmethod
@@ -99,30 +119,10 @@ class Archive:
         return conn
 
     def _create_schema(self) -> None:
-        self.db["run"].create({"key": str, "value": str}, pk="key")
-        self.db["programs"].create(
-            {
-                "id": int, "hash": str, "function": str, "parents": str, "island": int,
-                "proposer": str, "model": str, "adapter": str, "sample": int,
-                "scores": str, "score": float, "failure": str, "error": str,
-                "wall_time": float, "length": int, "duplicates": int, "created": float,
-            },
-            pk="id",
-            not_null={"hash", "function"},
-            defaults={"duplicates": 0},
-        )
-        self.db["programs"].create_index(["hash"], unique=True)
-        self.db["programs"].create_index(["score"])
-        # For readers (the TUI): best score per island and sample range, per-island top programs, failures
-        # by island and sample. Archives created before these existed work without them, only slower on big runs.
-        self.db["programs"].create_index(["island", "sample", "score"], index_name="programs_history")
-        self.db["programs"].create_index(["island", "score"], index_name="programs_island_score")
-        self.conn.execute("CREATE INDEX programs_failed ON programs(island, sample, failure) WHERE failure IS NOT NULL")
-        self.db["programs"].create_index(["proposer", "model", "adapter", "score"], index_name="programs_origin")
-        self.db["membership"].create({"island": int, "program_id": int})
-        self.db["membership"].create_index(["island"])
-        self.db["state"].create({"key": str, "value": str}, pk="key")
-        self.db["events"].create({"id": int, "time": float, "sample": int, "kind": str, "data": str}, pk="id")
+        """Create the tables and indexes, all in one transaction (a crash leaves no half-made archive)."""
+        with self.transaction():
+            for statement in SCHEMA:
+                self.conn.execute(statement)
 
     def close(self) -> None:
         self.conn.close()
@@ -146,12 +146,13 @@ class Archive:
         ev = p.evaluation
         cur = self.conn.execute(
             "INSERT INTO programs(hash, function, parents, island, proposer, model, adapter, sample, scores,"
-            " score, failure, error, wall_time, length, duplicates, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            " score, failure, error, wall_time, length, duplicates, created, node)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
             (
                 p.hash, p.function, json.dumps(list(p.parents)), p.island, p.proposer, p.model, p.adapter,
                 p.sample, json.dumps(dict(ev.scores)), ev.score if ev.ok else None,
                 ev.failure.value if ev.failure else None, ev.error, ev.wall_time, len(p.function), time.time(),
+                ev.node or None,
             ),
         )
         return int(cur.lastrowid)
@@ -235,6 +236,15 @@ class Archive:
         failures = dict(self.conn.execute("SELECT failure, COUNT(*) FROM programs WHERE failure IS NOT NULL GROUP BY failure"))
         return {"programs": total, "valid": valid, "duplicates": dups, "failures": failures}
 
+    def by_node(self) -> list[dict[str, Any]]:
+        """Count programs and valid ones per Ray node that evaluated them ([] for a local run, or an archive from before)."""
+        if "node" not in {row[1] for row in self.conn.execute("PRAGMA table_info(programs)")}:
+            return []
+        rows = self.conn.execute(
+            "SELECT node, COUNT(*), COUNT(score) FROM programs WHERE node IS NOT NULL GROUP BY node ORDER BY node"
+        )
+        return [{"node": node, "programs": n, "valid": valid} for node, n, valid in rows]
+
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())
         rows = self.conn.execute(f"SELECT id, time, sample, kind, data FROM events {where} ORDER BY id", args)
@@ -248,3 +258,16 @@ class Archive:
             r["parents"] = json.loads(r["parents"] or "[]")
             r["scores"] = json.loads(r["scores"] or "{}")
         return rows
+
+
+# Columns added after the first schema: (name, SQL type). Opening an older archive for writing adds them.
+_LATER_COLUMNS = (("node", "TEXT"),)  # the Ray node that evaluated a program (NULL: the local pool)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring an archive made by an older evoloop up to this schema (one ALTER per missing column)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(programs)")}
+    for name, kind in _LATER_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE programs ADD COLUMN {name} {kind}")
+    conn.execute(SCHEMA_NODE_INDEX.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))

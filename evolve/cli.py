@@ -34,10 +34,11 @@ from evolve.proposers.base import ProposerError
 from evolve.problems import BUILTINS
 from evolve.spec import SpecError, load_spec
 from sandbox import SandboxError
+from finetune.train import FinetuneError
 
 console = Console()
 err_console = Console(stderr=True)
-USER_ERRORS = (SpecError, ConfigError, ArchiveError, session.RunBusy, SandboxError, ProposerError)
+USER_ERRORS = (SpecError, ConfigError, ArchiveError, session.RunBusy, SandboxError, ProposerError, FinetuneError)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,13 +88,21 @@ def main(verbose: bool) -> None:
 @click.option("--workers", type=int, help="Parallel sandbox workers [default: CPU count].")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of settings (see README).")
 @click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="JSON inputs for a spec without its own.")
+@click.option("--finetune-every", type=click.IntRange(min=1),
+              help="Train a LoRA round on the best programs every N evaluated programs, in its own process, and switch "
+              "the transformers/vllm proposer to each new adapter (see README, Fine-tuning).")
 @click.option("--allow-unisolated", is_flag=True,
               help="Run even where no sandbox isolation layer is available (see `evolve doctor`).")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where candidates are evaluated: local (a sandbox pool here) or ray (one sandbox pool per node "
+              "of a Ray cluster; needs the ray extra) [default: local].")
+@click.option("--ray-address", help="Ray cluster to join with --executor ray: auto (the cluster this machine joined "
+              "with `ray start`), HOST:6379 or ray://HOST:10001 [default: start Ray on this machine].")
 @user_errors
 def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api_base: str | None,
         api_key: str | None, budget: int | None, time_limit: str | None,
         seed: int | None, workers: int | None, config_file: Path | None, inputs_file: Path | None,
-        allow_unisolated: bool) -> None:
+        allow_unisolated: bool, executor: str | None, ray_address: str | None, finetune_every: int | None) -> None:
     """Start evolving SPEC (a built-in problem name or a spec .py file).
 
     Ctrl-C stops after the current batch; `evolve resume DB` continues.
@@ -103,6 +112,9 @@ def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api
         isolation = {**config.sandbox.isolation.to_json(), "allow_unisolated": True}
         config = config.replace(sandbox={"isolation": isolation})
     config = config.replace(**session.lm_overrides(config.proposer, model, api_base))
+    if finetune_every:
+        config = config.replace(finetune={"every": finetune_every})
+    config = config.replace(**_executor_overrides(executor, ray_address))
     if db is None:
         db = Path("runs") / f"{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}.db"
     archive, loaded = session.new_run(spec, db, config, inputs_file)
@@ -116,11 +128,18 @@ def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api
 @click.option("--workers", type=int, help="Parallel sandbox workers.")
 @click.option("--api-key", envvar=["EVOLVE_API_KEY", "OPENAI_API_KEY"],
               help="API key for the run's OpenAI-compatible server [env: EVOLVE_API_KEY, OPENAI_API_KEY].")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where candidates are evaluated: local (a sandbox pool here) or ray (one sandbox pool per node "
+              "of a Ray cluster; needs the ray extra) [default: local].")
+@click.option("--ray-address", help="Ray cluster to join with --executor ray: auto (the cluster this machine joined "
+              "with `ray start`), HOST:6379 or ray://HOST:10001 [default: start Ray on this machine].")
 @user_errors
-def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | None, api_key: str | None) -> None:
+def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | None, api_key: str | None,
+           executor: str | None, ray_address: str | None) -> None:
     """Continue a stopped, killed or finished run from its archive."""
     archive = Archive.open(db)
     config = session.config_of(archive, _overrides(None, budget, time_limit, None, workers))
+    config = config.replace(**_executor_overrides(executor, ray_address))
     stats = session.stats_from_state(archive.state()) if "stats" in archive.state() else None
     if stats is not None and stats.samples >= config.loop.budget:
         raise ConfigError(f"{db} has used its budget of {config.loop.budget} samples; pass --budget N (> {stats.samples}) to extend it")
@@ -128,6 +147,15 @@ def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | 
         with archive.transaction():
             archive.set_run("config", config.to_dict())
     _evolve(archive, session.spec_of(archive), config, fresh=False, api_key=api_key)
+
+
+def _executor_overrides(executor: str | None, ray_address: str | None) -> dict[str, Any]:
+    if ray_address is not None and executor == "local":
+        raise ConfigError("--ray-address is for --executor ray")
+    out: dict[str, Any] = {"kind": executor} if executor else {}
+    if ray_address is not None:
+        out.update(kind="ray", address=ray_address)
+    return {"executor": out} if out else {}
 
 
 def _overrides(proposer: str | None, budget: int | None, time_limit: str | None, seed: int | None,
@@ -162,6 +190,8 @@ def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool, api_key
             f"budget {config.loop.budget} samples, archive [cyan]{archive.path}[/]"
         )
         console.print(f"sandbox: {pool.layers.describe()}", highlight=False)
+        if getattr(pool, "nodes", None):  # a RayPool: the nodes and their workers
+            console.print("ray: " + ", ".join(f"{name} ({n} workers)" for name, n in pool.nodes.items()), highlight=False)
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
             evolution = session.open_evolution(archive, spec, config, pool, fresh, api_key)
@@ -209,6 +239,7 @@ def _report_end(evolution: Evolution, reason: str) -> None:
     best = evolution.archive.top(1)
     if best:
         console.print(Syntax(best[0]["function"], "python", theme="ansi_dark", word_wrap=True))
+        _print_metrics(evolution.spec.metrics("train", best[0]["scores"]))  # e.g. the spec's reference figures
     hint = f"evolve resume {path}" if reason != "budget" else f"evolve resume {path} --budget N"
     console.print(f"test it: [cyan]evolve best {path} --split test[/]   continue: [cyan]{hint}[/]")
 
@@ -222,7 +253,8 @@ def _report_end(evolution: Evolution, reason: str) -> None:
 @user_errors
 def status(db: Path, as_json: bool) -> None:
     """Show a run's progress, best score and islands (works while it runs)."""
-    info = session.status(Archive.open(db, readonly=True))
+    archive = Archive.open(db, readonly=True)
+    info = session.status(archive)
     if as_json:
         click.echo(json.dumps(info))
         return
@@ -242,6 +274,8 @@ def status(db: Path, as_json: bool) -> None:
         console.print("by proposer: " + ", ".join(
             f"{r['proposer']}{' ' + r['model'] if r['model'] else ''}: {r['valid']}/{r['programs']} valid" for r in writers
         ))
+    if info["by_node"]:
+        console.print("by node: " + ", ".join(f"{r['node']}: {r['valid']}/{r['programs']} valid" for r in info["by_node"]))
     if info["failures"] or info["rejected"]:
         console.print(f"failures: {info['failures']}  rejected: {info['rejected']}")
     score = f"{info['score']:.6g}" if info["score"] is not None else "-"
@@ -252,6 +286,22 @@ def status(db: Path, as_json: bool) -> None:
         keys = ("island", "best_score", "best_program_id", "num_clusters", "num_programs", "temperature")
         table.add_row(*(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in keys))
     console.print(table)
+    if info.get("adapters"):
+        console.print(_adapters_table(info["adapters"]))
+
+
+def _adapters_table(rows: list[dict[str, Any]]) -> Table:
+    """Each LoRA round's samples next to the base model's over the same window (round 0: before any)."""
+    table = Table("round", "samples", "arm", "programs", "valid", "mean score", "best score", "beat parent",
+                  title="adapters: each round vs the base model over the same samples")
+    for row in rows:
+        window = f"{row['from_sample']}-{row['to_sample'] if row['to_sample'] is not None else 'now'}"
+        for arm in ("adapter", "base") if row["round"] else ("base",):
+            cells = [row[f"{arm}_{k}"] for k in ("programs", "valid_share", "mean_score", "best_score", "beat_parent")]
+            shares = [f"{c:.0%}" if c is not None else "-" for c in (cells[1], cells[4])]
+            scores = [f"{c:.4g}" if c is not None else "-" for c in (cells[2], cells[3])]
+            table.add_row(str(row["round"]), window, arm, str(cells[0]), shares[0], *scores, shares[1])
+    return table
 
 
 @main.command()
@@ -278,7 +328,7 @@ def best(db: Path, top: int, split: str, as_json: bool) -> None:
     spec = session.spec_of(archive)
     session.require_split(spec, split)
     config = session.config_of(archive)
-    with session.pool_for(config) as pool:
+    with session.pool_for(config, local=True) as pool:  # a few programs: no need for the run's cluster
         rows = session.best_programs(archive, top, split, pool)
         baselines = (
             session.evaluate_functions(spec, spec.baseline_functions(), split, pool) if split != "train" and not as_json else []
@@ -397,11 +447,41 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 @click.argument("db", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--top", default=10, show_default=True, help="How many programs.")
+@click.option("--adapters", "with_adapters", is_flag=True,
+              help="Also copy the run's LoRA adapters to OUT_DIR/adapters/round_k (PEFT directories that "
+              "`vllm serve --enable-lora` and PeftModel.from_pretrained load as they are).")
 @user_errors
-def export(db: Path, out_dir: Path, top: int) -> None:
+def export(db: Path, out_dir: Path, top: int, with_adapters: bool) -> None:
     """Write the best programs of a run as runnable .py files into OUT_DIR."""
-    written = session.export(Archive.open(db, readonly=True), out_dir, top)
+    archive = Archive.open(db, readonly=True)
+    written = session.export(archive, out_dir, top)
     console.print(f"wrote {len(written)} program(s) and index.json to {out_dir}")
+    if with_adapters:
+        from finetune.rounds import export_adapters
+
+        adapters = export_adapters(archive.conn, out_dir)
+        console.print(f"wrote {len(adapters)} adapter(s) to {out_dir / 'adapters'}")
+
+
+@main.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.option("--base", help="Checkpoint directory to train the adapter on [default: the run's transformers/vllm model].")
+@click.option("--method", type=click.Choice(["sft", "dpo"]), help="sft: prompt -> improving program; dpo: better vs "
+              "worse answers to the same prompt (needs the dpo extra) [default: the run's finetune.method, sft].")
+@click.option("--out", type=click.Path(path_type=Path), help="Adapter directory to create [default: DB's "
+              "<stem>-adapters/round_K].")
+@user_errors
+def finetune(db: Path, base: str | None, method: str | None, out: Path | None) -> None:
+    """Train one LoRA round on a stopped run's best programs and record it (resume then samples from it).
+
+    Refused while a run evolves DB: give that run --finetune-every N instead.
+    """
+    from finetune.rounds import finetune_now
+
+    meta = finetune_now(db, base or "", method or "", out)
+    console.print(f"round {meta['round']}: {meta['examples']} examples, {meta['steps']} steps in {meta['duration_s']:.0f}s, "
+                  f"loss of the selected completions {meta['base_loss']:.4g} (base) -> {meta['adapter_loss']:.4g}; "
+                  f"adapter {meta['path']}")
 
 
 @main.command()

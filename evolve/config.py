@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evolve.executor import ExecutorConfig
 from evolve.proposers.gp import GPConfig
+from finetune.config import FinetuneConfig
 from evolve.proposers.lm import OpenAIConfig, SamplingConfig, TransformersConfig, VLLMConfig
 from islands import IslandsConfig
 from sandbox.isolation import IsolationConfig
@@ -81,6 +83,8 @@ class RunConfig:
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     transformers: TransformersConfig = field(default_factory=TransformersConfig)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # [finetune]: LoRA rounds during the run
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # [executor]: local, or Ray (evolve.executor)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -82,6 +82,14 @@ FUNCTION_CACHE_SIZE = 4096  # parents' sources kept in memory; the archive holds
 ProgressFn = Callable[[Stats, float], None]  # (stats, evaluations per second)
 
 
+class BatchHook(Protocol):
+    """Something the loop calls once per batch, inside the batch's transaction (finetune rounds)."""
+
+    def on_batch(self, evolution: Evolution) -> None: ...
+
+    def on_stop(self, evolution: Evolution, reason: str) -> None: ...
+
+
 class Evolution:
     """One run: the islands, the proposer and the sandbox, recorded in an archive."""
 
@@ -109,6 +117,7 @@ class Evolution:
         self._last_done = 0.0  # monotonic time of the last finished evaluation
         self._done_lock = threading.Lock()
         self._session: tuple[float, float] | None = None  # (monotonic start, elapsed_s before) while running
+        self.hooks: list[BatchHook] = []  # e.g. finetune.rounds.FinetuneRounds: called in every batch's transaction
 
     # -- starting ------------------------------------------------------------
 
@@ -165,6 +174,8 @@ class Evolution:
                 reason = "time" if out_of_time else "stopped"
             pending = upcoming
         with self.archive.transaction():
+            for hook in self.hooks:
+                hook.on_stop(self, reason)
             self.archive.add_event("stop", self.stats.samples, {"reason": reason})
         return reason
 
@@ -257,6 +268,8 @@ class Evolution:
                 self.archive.reset_island(reset.island, reset.founder_id)
                 self.archive.add_event("reset", self.stats.samples, {"island": reset.island, "founder": reset.founder_id})
             self.stats.batches += 1
+            for hook in self.hooks:
+                hook.on_batch(self)  # must not wait: a LoRA round trains in its own process
             self._commit_state()
 
     def _evaluated(self, future: Future[Evaluation]) -> Evaluation:

@@ -27,6 +27,8 @@ from evolve.proposers.build import LM_PROPOSERS, lm_proposer
 from evolve.proposers.gp import GPProposer
 from evolve.proposers.mixed import MixedProposer, parse_mix
 from evolve.spec import Spec, SpecError, load_spec, parse_spec, read_inputs_file
+from finetune.registry import evidence as adapter_evidence
+from finetune.rounds import attach_rounds, base_model
 from islands import ProgramsDatabase
 from sandbox import Evaluation, Limits, SandboxPool
 
@@ -128,6 +130,11 @@ def _one_proposer(name: str, spec: Spec, rng: np.random.Generator, config: RunCo
         except ValueError as exc:  # a GP_PRIMITIVES declaration that does not fit the function
             raise SpecError(spec.path, None, str(exc), "fix GP_PRIMITIVES or remove it") from exc
     if name in LM_PROPOSERS:
+        if config.executor.kind == "ray":
+            from evolve.distributed import REMOTE_PROPOSERS, remote_proposer
+
+            if name in REMOTE_PROPOSERS:  # on a GPU node of the cluster, as a Ray actor
+                return remote_proposer(name, config, api_key)
         return lm_proposer(name, config, api_key)
     raise ConfigError(f"unknown proposer {name!r}; available here: {', '.join(PROPOSERS)}")
 
@@ -136,6 +143,8 @@ def new_run(target: str, db: Path, config: RunConfig, inputs_file: Path | None =
     """Load the spec, create the archive and record what resume needs."""
     spec = load_spec(target, inputs_file)
     make_proposer(config.proposer, spec, np.random.default_rng(0), config)  # fail before creating files
+    if config.finetune.every and not base_model(config):
+        raise ConfigError("--finetune-every needs a base checkpoint to train: the transformers or vllm proposer with --model, or finetune.base")
     archive = Archive.create(
         db,
         {
@@ -176,6 +185,7 @@ def open_evolution(
         proposer = make_proposer(config.proposer, spec, rng, config, api_key)
         evolution = Evolution(spec, archive, pool, proposer, islands, rng, config)
         evolution.seed()
+        attach_rounds(evolution, config, archive.path)  # LoRA rounds (finetune.every)
         return evolution
     state = archive.state()
     if "rng" not in state:
@@ -183,12 +193,21 @@ def open_evolution(
     rng.bit_generator.state = state["rng"]
     islands = Evolution.restore_islands(archive, config, rng)
     proposer = make_proposer(config.proposer, spec, rng, config, api_key)
-    return Evolution(spec, archive, pool, proposer, islands, rng, config, stats_from_state(state))
+    evolution = Evolution(spec, archive, pool, proposer, islands, rng, config, stats_from_state(state))
+    attach_rounds(evolution, config, archive.path)  # re-applies the latest adapter
+    return evolution
 
 
-def pool_for(config: RunConfig) -> SandboxPool:
-    """Start the run's sandbox pool (SandboxError if it cannot start, or would run unisolated unasked)."""
+def pool_for(config: RunConfig, local: bool = False) -> SandboxPool:
+    """Start the run's sandbox pool (SandboxError if it cannot start, or would run unisolated unasked).
+
+    With `executor.kind = "ray"` (and not `local`) that is a RayPool, one sandbox actor per node.
+    """
     limits = Limits(timeout_s=config.sandbox.timeout_s, memory_mb=config.sandbox.memory_mb)
+    if config.executor.kind == "ray" and not local:
+        from evolve.distributed import ray_pool  # Ray is imported only here
+
+        return ray_pool(config.executor, limits, config.sandbox.isolation)  # type: ignore[return-value]
     return SandboxPool(config.sandbox.workers, limits, config.sandbox.isolation)
 
 
@@ -257,6 +276,8 @@ def status(archive: Archive, spec: Spec | None = None, by_proposer: list[dict[st
         "scores": best[0]["scores"] if best else {},
         "metrics": spec.metrics("train", best[0]["scores"]) if best else {},
         "islands": [],
+        "adapters": adapter_evidence(archive.conn),  # per LoRA round: its samples' figures next to the base model's
+        "by_node": archive.by_node(),  # a run on Ray (--executor ray): programs and valid ones per node
     }
     if "islands_summary" in state:  # committed by the loop with the membership it summarizes
         out["islands"] = state["islands_summary"]
