@@ -371,10 +371,13 @@ def _cell(metrics: dict[str, Any], metric: str | None, name: str, score: float |
 
 
 def _figure(value: Any) -> str:
-    """Format a metric: two decimals, or three significant digits for small ones (NMSE 2.1e-05)."""
+    """Format a metric: whole counts as such (1060 equations), else two decimals, or three significant
+    digits for small ones (NMSE 2.1e-05)."""
     if not isinstance(value, (int, float)):
         return "-" if value is None else str(value)
-    return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.3g}"
 
 
 @main.command("eval")
