@@ -15,12 +15,15 @@ event in the archive and a log line, never the end of the run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,11 +87,43 @@ class FinetuneRounds:
         self._stopping = False
 
     def attach(self, evolution: Any) -> None:
-        """Apply the run's latest adapter to the proposer (a resumed run continues where it was)."""
+        """Apply the run's latest adapter to the proposer (a resumed run continues where it was).
+
+        A round that a killed loop left behind is taken up: recorded when it
+        finished meanwhile, polled like its own while it still trains, an
+        event when it died with the loop.
+        """
         self._last_start = evolution.stats.evaluated
+        before = registry.latest(evolution.archive.conn)
+        left = unfinished_rounds(evolution.archive)
+        if left:
+            with evolution.archive.transaction():
+                for event in left:
+                    self._adopt(evolution, event)
         row = registry.latest(evolution.archive.conn)
+        if row != before:
+            return  # a round taken up has just been recorded and switched to
         if row and row.get("path") and Path(row["path"]).is_dir():
             switch(evolution.proposer, row["path"], self.config.control_share)
+
+    def _adopt(self, evolution: Any, event: dict[str, Any]) -> None:
+        """Take up the round of a `finetune-start` event that has no end (its loop was killed)."""
+        k = event["data"]["round"]
+        request_file = self.directory / f"round_{k}.json"
+        try:
+            request = RoundRequest.from_json(json.loads(request_file.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            evolution.archive.add_event("finetune-failed", evolution.stats.samples,
+                                        {"round": k, "status": None, "log": f"left by a killed run; {request_file}: {exc}"})
+            return
+        orphan = _Orphan(int(event["data"].get("pid") or 0), Path(request.out))
+        if orphan.poll() is None and self._proc is None:
+            log.info("round %d, left by the killed run, still trains (pid %d): polled from here on", k, orphan.pid)
+        else:
+            orphan.poll()
+        self._proc, self._request, self._started_sample = orphan, request, event["sample"]  # type: ignore[assignment]
+        if orphan.returncode is not None:
+            self._finish(evolution)  # finished while no loop ran (recorded now), or died with the loop (an event)
 
     @property
     def training(self) -> bool:
@@ -165,6 +200,64 @@ class FinetuneRounds:
         for stale in self.directory.glob(f".round_{request.round}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
         evolution.archive.add_event(kind, samples, {"round": request.round, "status": code, "log": tail})
+
+
+ROUND_ENDS = {"adapter", "finetune-skipped", "finetune-stopped", "finetune-failed"}
+
+
+def unfinished_rounds(archive: Any) -> list[dict[str, Any]]:
+    """Return the `finetune-start` events whose round has no end event: rounds a killed loop left behind."""
+    started: dict[int, dict[str, Any]] = {}
+    for event in archive.events():
+        round_ = event["data"].get("round") if isinstance(event["data"], dict) else None
+        if event["kind"] == "finetune-start":
+            started[round_] = event
+        elif event["kind"] in ROUND_ENDS:
+            started.pop(round_, None)
+    return sorted(started.values(), key=lambda e: e["id"])
+
+
+class _Orphan:
+    """A round's training process that is not this loop's child (its loop was killed): polled by pid.
+
+    Its exit status is unknown; it counts as 0 when the adapter's meta.json
+    is there (train writes it last, by rename), else as a failure.
+    """
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.pid, self.out = pid, out
+        self.returncode: int | None = None
+
+    def _alive(self) -> bool:
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return self.pid > 0 and b"finetune.train" in cmdline and state != "Z"
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not self._alive():
+            self.returncode = 0 if (self.out / "meta.json").is_file() else -1
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired("finetune.train", timeout or 0)
+            time.sleep(0.2)
+        return self.returncode  # type: ignore[return-value]
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self._alive():
+                os.kill(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self._alive():
+                os.kill(self.pid, signal.SIGKILL)
 
 
 def _tail(path: Path) -> str:

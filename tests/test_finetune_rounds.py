@@ -206,6 +206,43 @@ def test_export_resume_and_a_standalone_round(run: tuple[Path, str], model_dir: 
         assert registry.latest(conn)["path"] == str((tmp_path / "manual").resolve())
 
 
+def test_resume_takes_up_the_round_a_killed_loop_left_behind(run: tuple[Path, str], tmp_path: Path) -> None:
+    """kill -9 of the loop while a round trains: the round finishes on its own and resume records it."""
+    import shutil
+
+    from evolve import session
+    from evolve.archive import Archive
+
+    db, _ = run
+    copy = tmp_path / "run.db"  # the same stem: its adapters folder is tmp_path / "run-adapters"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    shutil.copytree(db.parent / "run-adapters", tmp_path / "run-adapters")
+    with sqlite3.connect(copy) as conn:  # as if the loop died after round 2 finished, before it recorded it
+        last = registry.latest(conn)
+        conn.execute("DELETE FROM adapters WHERE round = ?", (last["round"],))
+        conn.execute("DELETE FROM events WHERE kind = 'adapter' AND json_extract(data, '$.round') = ?", (last["round"],))
+        # and a third round that died with the loop: started, never finished, its process gone
+        conn.execute("INSERT INTO events(time, sample, kind, data) VALUES (0, 1, 'finetune-start', ?)",
+                     (json.dumps({"round": 99, "parent": "", "pid": 0}),))
+    request = json.loads((tmp_path / "run-adapters" / f"round_{last['round']}.json").read_text())
+    request.update(round=99, out=str(tmp_path / "run-adapters" / "round_99"))  # never written
+    (tmp_path / "run-adapters" / "round_99.json").write_text(json.dumps(request))
+    archive = Archive.open(copy)
+    evolution = session.open_evolution(archive, session.spec_of(archive), session.config_of(archive), pool=None,  # type: ignore[arg-type]
+                                       fresh=False)
+    taken = registry.latest(archive.conn)
+    assert taken["round"] == last["round"] and taken["path"] == last["path"]  # recorded, nothing lost
+    assert [p.adapter for p in evolution.proposer.parts if p.name == "transformers"] == [last["path"]]
+    assert [e["data"]["round"] for e in archive.events("finetune-failed")] == [99]
+    archive.close()
+    reopened = Archive.open(copy)  # a second resume takes up nothing twice
+    session.open_evolution(reopened, session.spec_of(reopened), session.config_of(reopened), pool=None,  # type: ignore[arg-type]
+                           fresh=False)
+    assert [r["round"] for r in registry.adapters(reopened.conn)].count(last["round"]) == 1
+    assert len(reopened.events("finetune-failed")) == 1
+
+
 def test_a_crashing_round_is_a_logged_failure_not_a_dead_run(tmp_path: Path) -> None:
     from evolve import session
     from evolve.archive import Archive
@@ -275,3 +312,21 @@ def _logp(model: Any, tokenizer: Any, record: dict[str, str]) -> float:
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([prompt + completion])).logits[0, len(prompt) - 1 : -1]
     return float(torch.log_softmax(logits, -1).gather(1, torch.tensor(completion)[:, None]).sum())
+
+
+def test_a_round_still_training_after_its_loop_died_is_polled_by_pid(tmp_path: Path) -> None:
+    from finetune.rounds import _Orphan
+
+    # A stand-in for the round's process: same command-line marker, not this process's child once orphaned.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "finetune.train"])
+    try:
+        orphan = _Orphan(proc.pid, tmp_path / "round_1")
+        assert orphan.poll() is None  # still training: polled, not waited for
+        (tmp_path / "round_1").mkdir()
+        (tmp_path / "round_1" / "meta.json").write_text("{}")  # train writes it last, with the whole adapter
+        orphan.terminate()
+        proc.wait(timeout=10)
+        assert orphan.wait(timeout=10) == 0  # gone, and its adapter is whole: recorded as a finished round
+    finally:
+        proc.kill()
+    assert _Orphan(proc.pid, tmp_path / "round_2").poll() == -1  # ended without an adapter: a failed round
