@@ -30,7 +30,7 @@ from evolve import __version__, session
 from evolve.archive import Archive, ArchiveError
 from evolve.config import ConfigError, RunConfig, load_config
 from evolve.loop import Evolution, Stats
-from evolve.proposers.base import ProposerError
+from evolve.proposers.base import ProposerError, close_proposer
 from evolve.problems import BUILTINS
 from evolve.spec import SpecError, load_spec
 from sandbox import SandboxError
@@ -133,17 +133,21 @@ def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api
               "of a Ray cluster; needs the ray extra) [default: local].")
 @click.option("--ray-address", help="Ray cluster to join with --executor ray: auto (the cluster this machine joined "
               "with `ray start`), HOST:6379 or ray://HOST:10001 [default: start Ray on this machine].")
+@click.option("--model", help="Another place for the run's model (a moved checkpoint directory, a renamed served "
+              "model); kept for later resumes.")
+@click.option("--api-base", help="Another OpenAI-compatible server for the run; kept for later resumes.")
 @user_errors
 def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | None, api_key: str | None,
-           executor: str | None, ray_address: str | None) -> None:
+           executor: str | None, ray_address: str | None, model: str | None, api_base: str | None) -> None:
     """Continue a stopped, killed or finished run from its archive."""
     archive = Archive.open(db)
     config = session.config_of(archive, _overrides(None, budget, time_limit, None, workers))
     config = config.replace(**_executor_overrides(executor, ray_address))
+    config = config.replace(**session.lm_overrides(config.proposer, model, api_base))
     stats = session.stats_from_state(archive.state()) if "stats" in archive.state() else None
     if stats is not None and stats.samples >= config.loop.budget:
         raise ConfigError(f"{db} has used its budget of {config.loop.budget} samples; pass --budget N (> {stats.samples}) to extend it")
-    if budget is not None:
+    if budget is not None or model or api_base:  # kept for the next resume too
         with archive.transaction():
             archive.set_run("config", config.to_dict())
     _evolve(archive, session.spec_of(archive), config, fresh=False, api_key=api_key)
@@ -193,6 +197,7 @@ def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool, api_key
         if getattr(pool, "nodes", None):  # a RayPool: the nodes and their workers
             console.print("ray: " + ", ".join(f"{name} ({n} workers)" for name, n in pool.nodes.items()), highlight=False)
         previous = signal.signal(signal.SIGINT, on_sigint)
+        evolution = None
         try:
             evolution = session.open_evolution(archive, spec, config, pool, fresh, api_key)
             with _progress(evolution.stats, config.loop.budget) as update:
@@ -202,6 +207,8 @@ def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool, api_key
             sys.exit(130)
         finally:
             signal.signal(signal.SIGINT, previous)
+            if evolution is not None:
+                close_proposer(evolution.proposer)
     _report_end(evolution, reason)
 
 

@@ -28,7 +28,7 @@ from evolve.proposers.gp import GPProposer
 from evolve.proposers.mixed import MixedProposer, parse_mix
 from evolve.spec import Spec, SpecError, load_spec, parse_spec, read_inputs_file
 from finetune.registry import evidence as adapter_evidence
-from finetune.rounds import attach_rounds, base_model
+from finetune.rounds import attach_rounds, base_model, check_trainer
 from islands import ProgramsDatabase
 from sandbox import Evaluation, Limits, SandboxPool
 
@@ -145,6 +145,8 @@ def new_run(target: str, db: Path, config: RunConfig, inputs_file: Path | None =
     make_proposer(config.proposer, spec, np.random.default_rng(0), config)  # fail before creating files
     if config.finetune.every and not base_model(config):
         raise ConfigError("--finetune-every needs a base checkpoint to train: the transformers or vllm proposer with --model, or finetune.base")
+    if config.finetune.every:
+        check_trainer(config.finetune)
     archive = Archive.create(
         db,
         {

@@ -16,6 +16,7 @@ event in the archive and a log line, never the end of the run.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -285,6 +286,25 @@ def base_model(config: Any) -> str:
     return ""
 
 
+def check_trainer(config: FinetuneConfig) -> None:
+    """Refuse rounds this installation cannot train, before the run starts (not at its first round)."""
+    from evolve.config import ConfigError
+
+    needs = ("torch", "transformers", "peft", *(("trl", "datasets") if config.method == "dpo" else ()))
+    missing = [name for name in needs if not _installed(name)]
+    if missing:
+        extras = "lm,dpo" if config.method == "dpo" else "lm"
+        raise ConfigError(f"finetune.method {config.method!r} needs {', '.join(missing)}, not installed here: "
+                          f"pip install torch==2.13.0 (CPU) && pip install -e '.[{extras}]'")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: blocked (None in sys.modules)
+        return False
+
+
 def attach_rounds(evolution: Any, config: Any, db: Path) -> FinetuneRounds | None:
     """Hook rounds into a run when it asks for them (`finetune.every`), and re-apply its latest adapter."""
     from evolve.config import ConfigError
@@ -296,6 +316,8 @@ def attach_rounds(evolution: Any, config: Any, db: Path) -> FinetuneRounds | Non
     if config.finetune.every and not base:
         raise ConfigError("finetune.every needs a base checkpoint to train: run the transformers or vllm proposer "
                           "with --model, or set finetune.base")
+    if config.finetune.every:
+        check_trainer(config.finetune)
     rounds = FinetuneRounds(config.finetune, db, base)
     rounds.attach(evolution)
     evolution.hooks.append(rounds)

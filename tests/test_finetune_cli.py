@@ -34,6 +34,20 @@ def test_finetune_every_needs_a_model_to_train(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--finetune-every" in proc.stderr
 
 
+def test_dpo_rounds_without_trl_are_refused_before_the_run(tmp_path: Path) -> None:
+    spec = tmp_path / "fit.py"
+    spec.write_text(FIT)
+    (tmp_path / "ft.toml").write_text(f'[finetune]\nmethod = "dpo"\nbase = "{tmp_path}"\n')
+    blocked = tmp_path / "no-trl"
+    blocked.mkdir()
+    (blocked / "sitecustomize.py").write_text("import sys\nsys.modules['trl'] = None  # as if not installed\n")
+    proc = evolve("run", str(spec), "--db", str(tmp_path / "r.db"), "--finetune-every", "10", "--config",
+                  str(tmp_path / "ft.toml"), env={"PYTHONPATH": str(blocked)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "needs trl" in proc.stderr and ".[lm,dpo]" in proc.stderr
+    assert not (tmp_path / "r.db").exists()  # refused before anything was created
+
+
 def test_finetune_command_mistakes(tmp_path: Path) -> None:
     proc = evolve("finetune", str(tmp_path / "missing.db"))
     assert proc.returncode == 2 and "no such archive" in proc.stderr and "Traceback" not in proc.stderr

@@ -122,6 +122,15 @@ def test_evolve_run_against_the_server(tmp_path: Path, small_config: Path) -> No
         resumed = evolve("resume", str(db), "--budget", "48", env={"EVOLVE_API_KEY": "sk-env"})
         assert resumed.returncode == 0, resumed.stderr
         assert server.headers[-1]["Authorization"] == "Bearer sk-env"
+    # The server moved: resume --api-base/--model sends the rest there, and later resumes keep it.
+    with fake_openai() as moved:
+        resumed = evolve("resume", str(db), "--budget", "56", "--api-base", moved.url, "--model", "coder-2",
+                         env={"EVOLVE_API_KEY": "sk-env"})
+        assert resumed.returncode == 0, resumed.stderr
+        assert moved.requests and {r["model"] for r in moved.requests} == {"coder-2"}
+        again = evolve("resume", str(db), "--budget", "64", env={"EVOLVE_API_KEY": "sk-env"})
+        assert again.returncode == 0, again.stderr
+        assert {r["model"] for r in moved.requests} == {"coder-2"} and len(moved.requests) > 4
 
 
 def test_evolve_run_with_a_refusing_server_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -130,3 +139,26 @@ def test_evolve_run_with_a_refusing_server_is_one_line_exit_2(tmp_path: Path) ->
                       "--db", str(tmp_path / "x.db"), "--budget", "8", "--workers", "1")
     assert proc.returncode == 2
     assert "HTTP 401: Incorrect API key provided" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_long_retry_after_is_capped() -> None:
+    import httpx
+
+    from evolve.proposers.openai_api import MAX_RETRY_AFTER_S, _retry_after
+
+    assert _retry_after(httpx.Response(429, headers={"retry-after": "3"}), 1.0) == 3.0
+    assert _retry_after(httpx.Response(429, headers={"retry-after": "86400"}), 1.0) == MAX_RETRY_AFTER_S  # not a day
+    assert _retry_after(httpx.Response(503, headers={"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}), 1.5) == 1.5
+    assert _retry_after(httpx.Response(429), 2.0) == 2.0
+
+
+def test_closing_a_mix_closes_its_http_client() -> None:
+    from evolve.proposers.base import close_proposer
+    from evolve.proposers.mixed import MixedProposer
+
+    with fake_openai() as server:
+        api = proposer(server.url)
+        api.propose(PROMPTS[:1], 1)
+        client = api.client
+        close_proposer(MixedProposer([(api, 1.0)], seed=0))
+        assert client.is_closed and api._client is None

@@ -53,9 +53,24 @@ def test_a_peft_adapter_is_loaded_on_top(model_dir: Path, prompts: list, tmp_pat
     assert type(model).__name__.startswith("Peft")
 
 
+def test_threads_set_torch_s_cpu_threads(model_dir: Path, prompts: list) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        TransformersProposer(TransformersConfig(model=str(model_dir), threads=2), SAMPLING, seed=0).propose(prompts[:1], 1)
+        assert torch.get_num_threads() == 2
+        TransformersProposer(TransformersConfig(model=str(model_dir)), SAMPLING, seed=0).propose(prompts[:1], 1)
+        assert torch.get_num_threads() == 2  # 0: torch's own setting is left alone
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
-    [({}, "needs --model DIR"), ({"model": "/nonexistent/ckpt"}, "is not a directory"), ({"adapter": "/tmp"}, "adapter_config.json")],
+    [({}, "needs --model DIR"), ({"model": "/nonexistent/ckpt"}, "is not a directory"), ({"adapter": "/tmp"}, "adapter_config.json"),
+     ({"threads": -1}, "transformers.threads must be >= 0")],
 )
 def test_config_mistakes(model_dir: Path, config: dict, message: str) -> None:
     settings = {"model": str(model_dir), **config} if config.get("adapter") else config

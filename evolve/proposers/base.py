@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,12 @@ def propose_with_origins(proposer: Proposer, prompts: Sequence[Prompt], n: int) 
 def generated_tokens(proposer: Proposer) -> int:
     """Return the tokens a proposer has generated so far (0 for one without a model)."""
     return proposer.generated_tokens if isinstance(proposer, CountsTokens) else 0
+
+
+def close_proposer(proposer: Any) -> None:
+    """Release what a proposer holds (HTTP connections, ...), the parts of a mix included."""
+    for part in getattr(proposer, "parts", ()):
+        close_proposer(part)
+    close = getattr(proposer, "close", None)
+    if callable(close):
+        close()

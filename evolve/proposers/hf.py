@@ -140,6 +140,8 @@ class TransformersProposer:
         except ImportError as exc:
             raise ProposerError(f"the transformers proposer needs torch and transformers ({exc.name} is missing): {INSTALL_HINT}") from exc
         hf_logging.disable_progress_bar()  # the CLI owns the console
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
         device = self.config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -67,9 +67,13 @@ class TransformersConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto" (cuda when available)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: float32 on CPU, bfloat16 on GPU
     batch_size: int = 8  # prompts per generate() call (each with n samples)
+    # torch's CPU threads (0: torch's default, one per core). The sandbox workers share those cores: on a
+    # busy CPU machine 1 or 2 is much faster than the default, whose threads spin against the workers.
+    threads: int = 0
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"transformers.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.threads >= 0, f"transformers.threads must be >= 0, got {self.threads}")
 
 
 @dataclass(frozen=True)

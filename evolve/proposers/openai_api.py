@@ -188,8 +188,12 @@ def _error_message(response: httpx.Response) -> str:
     return str(data)[:200]
 
 
+MAX_RETRY_AFTER_S = 120.0  # a server that asks for longer (an hour, a date) would stall the run: wait this, retry
+
+
 def _retry_after(response: httpx.Response, default: float) -> float:
+    """Return the seconds a 429/503 asks us to wait (Retry-After in seconds), at most MAX_RETRY_AFTER_S."""
     try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(response.headers.get("retry-after", ""))))
+    except ValueError:  # absent, or an HTTP date
         return default
