@@ -47,3 +47,34 @@ def tiny_adapter(model_dir: Path, directory: Path, seed: int = 1, random_b: bool
     lora = LoraConfig(r=4, lora_alpha=16, target_modules=["c_attn"], init_lora_weights=not random_b, task_type="CAUSAL_LM")
     get_peft_model(base, lora).save_pretrained(directory)
     return directory
+
+
+def teach(model_dir: Path, examples: list[tuple[str, str]], steps: int = 120, seed: int = 0) -> Path:
+    """Train the tiny model in place, for a few seconds, to write each example's completion after its prompt.
+
+    A model with random weights writes no parseable program; one taught a
+    family of answers writes valid, varied ones, so a run can select among
+    them and train on them.
+    """
+    import random
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    draw = random.Random(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    encoded = [(tokenizer(p)["input_ids"], tokenizer(c)["input_ids"] + [tokenizer.eos_token_id]) for p, c in examples]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        batch = [draw.choice(encoded) for _ in range(8)]
+        loss = sum(
+            model(input_ids=torch.tensor([p + c]), labels=torch.tensor([[-100] * len(p) + c])).loss for p, c in batch
+        ) / len(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(model_dir)
+    return model_dir
