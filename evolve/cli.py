@@ -71,6 +71,16 @@ def main(verbose: bool) -> None:
 # -- run / resume --------------------------------------------------------------------
 
 
+def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --executor and --ray-address (run and resume: a run can move between executors)."""
+    command = click.option("--ray-address", help="Ray cluster to join with --executor ray: auto (the cluster this "
+                           "machine joined with `ray start`), HOST:6379 or ray://HOST:10001 [default: start Ray on "
+                           "this machine].")(command)
+    return click.option("--executor", type=click.Choice(["local", "ray"]),
+                        help="Where candidates are evaluated: local (a sandbox pool here) or ray (one sandbox pool "
+                        "per node of a Ray cluster; needs the ray extra) [default: local].")(command)
+
+
 @main.command()
 @click.argument("spec")
 @click.option("--db", type=click.Path(path_type=Path), help="Archive to create [default: runs/SPEC-TIME.db].")
@@ -93,11 +103,7 @@ def main(verbose: bool) -> None:
               "the transformers/vllm proposer to each new adapter (see README, Fine-tuning).")
 @click.option("--allow-unisolated", is_flag=True,
               help="Run even where no sandbox isolation layer is available (see `evolve doctor`).")
-@click.option("--executor", type=click.Choice(["local", "ray"]),
-              help="Where candidates are evaluated: local (a sandbox pool here) or ray (one sandbox pool per node "
-              "of a Ray cluster; needs the ray extra) [default: local].")
-@click.option("--ray-address", help="Ray cluster to join with --executor ray: auto (the cluster this machine joined "
-              "with `ray start`), HOST:6379 or ray://HOST:10001 [default: start Ray on this machine].")
+@executor_options
 @user_errors
 def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api_base: str | None,
         api_key: str | None, budget: int | None, time_limit: str | None,
@@ -128,11 +134,7 @@ def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api
 @click.option("--workers", type=int, help="Parallel sandbox workers.")
 @click.option("--api-key", envvar=["EVOLVE_API_KEY", "OPENAI_API_KEY"],
               help="API key for the run's OpenAI-compatible server [env: EVOLVE_API_KEY, OPENAI_API_KEY].")
-@click.option("--executor", type=click.Choice(["local", "ray"]),
-              help="Where candidates are evaluated: local (a sandbox pool here) or ray (one sandbox pool per node "
-              "of a Ray cluster; needs the ray extra) [default: local].")
-@click.option("--ray-address", help="Ray cluster to join with --executor ray: auto (the cluster this machine joined "
-              "with `ray start`), HOST:6379 or ray://HOST:10001 [default: start Ray on this machine].")
+@executor_options
 @click.option("--model", help="Another place for the run's model (a moved checkpoint directory, a renamed served "
               "model); kept for later resumes.")
 @click.option("--api-base", help="Another OpenAI-compatible server for the run; kept for later resumes.")
