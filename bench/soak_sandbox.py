@@ -43,6 +43,7 @@ from evolve.loop import Evolution
 from evolve.proposers.base import Prompt
 from evolve.spec import load_spec
 from islands import ProgramsDatabase
+from sandbox.procs import descendants
 
 from common import replace_readme_section
 
@@ -127,31 +128,17 @@ def _malloc_in_use() -> Callable[[], int]:
         libc.mallinfo2.restype = _MallInfo2
     except (OSError, AttributeError):
         return lambda: -1
-    return lambda: (libc.mallinfo2().uordblks + libc.mallinfo2().hblkhd) >> 10
+
+    def in_use() -> int:
+        info = libc.mallinfo2()
+        return (info.uordblks + info.hblkhd) >> 10
+
+    return in_use
 
 
 def _rss_kib() -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def _processes_below(pid: int) -> list[int]:
-    """Every process descending from `pid` (zombies included), from /proc."""
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                stat = Path(f"/proc/{name}/stat").read_bytes()
-            except OSError:
-                continue
-            parents[int(name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        kids = [p for p, pp in parents.items() if pp == parent]
-        found += kids
-        todo += kids
-    return found
 
 
 def soak(evaluations: int, workers: int, directory: Path, timeout_s: float = 1.0, reset_period: int = 30_000) -> dict[str, Any]:
@@ -195,7 +182,7 @@ def soak(evaluations: int, workers: int, directory: Path, timeout_s: float = 1.0
         rss_end = _rss_kib()
         traced.update(_python_growth(evolution, traced, objects_at_half))
     elapsed = time.monotonic() - started
-    left = [p for launcher in launchers for p in _processes_below(launcher)] + _processes_below(os.getpid())
+    left = sorted(descendants([*launchers, os.getpid()]))
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT function, failure FROM programs WHERE proposer = 'soak'").fetchall()
     expected = dict(planned(count)[::-1] for count in range(1, proposer.count + 1))  # source -> kind

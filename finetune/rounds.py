@@ -32,6 +32,7 @@ from typing import Any
 from finetune import registry
 from finetune.config import FinetuneConfig
 from finetune.train import NO_DATA, RoundRequest
+from sandbox.procs import alive
 
 log = logging.getLogger(__name__)
 LOG_TAIL = 400  # characters of a failed round's log kept in its event
@@ -118,12 +119,10 @@ class FinetuneRounds:
                                         {"round": k, "status": None, "log": f"left by a killed run; {request_file}: {exc}"})
             return
         orphan = _Orphan(int(event["data"].get("pid") or 0), Path(request.out))
-        if orphan.poll() is None and self._proc is None:
+        self._proc, self._request, self._started_sample = orphan, request, event["sample"]  # type: ignore[assignment]
+        if orphan.poll() is None:  # at most one round still trains: a loop starts none while it polls one
             log.info("round %d, left by the killed run, still trains (pid %d): polled from here on", k, orphan.pid)
         else:
-            orphan.poll()
-        self._proc, self._request, self._started_sample = orphan, request, event["sample"]  # type: ignore[assignment]
-        if orphan.returncode is not None:
             self._finish(evolution)  # finished while no loop ran (recorded now), or died with the loop (an event)
 
     @property
@@ -232,10 +231,9 @@ class _Orphan:
     def _alive(self) -> bool:
         try:
             cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
-            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
+        except OSError:
             return False
-        return self.pid > 0 and b"finetune.train" in cmdline and state != "Z"
+        return self.pid > 0 and b"finetune.train" in cmdline and alive(self.pid)
 
     def poll(self) -> int | None:
         if self.returncode is None and not self._alive():

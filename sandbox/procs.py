@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,31 @@ def parent_pids() -> dict[int, int]:
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
         out[int(name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
     return out
+
+
+def descendants(roots: Iterable[int]) -> set[int]:
+    """Return every process below `roots` (not the roots), zombies included, from one scan of /proc."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent_pids().items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Tell whether `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
 
 
 def _live_children() -> list[int]:

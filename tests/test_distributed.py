@@ -8,8 +8,8 @@ itself is the real `evolve` CLI in a subprocess, joined to the cluster with
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -37,6 +37,7 @@ from evolve.loop import stats_from_state
 from evolve.prompt import build_prompt, spec_preface
 from evolve.spec import load_spec
 from sandbox import FailureKind, IsolationConfig, Limits
+from sandbox.procs import descendants
 
 
 NODE_ARGS = {"num_cpus": 1, "object_store_memory": 100 * 1024**2}
@@ -54,23 +55,8 @@ def _stat(pid: int) -> tuple[int, str] | None:
 
 
 def _descendants(root: int) -> set[tuple[int, int]]:
-    """Return (pid, start time) of every process below `root` now."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, stack = set(), [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            stat = _stat(child)
-            if stat is not None:
-                out.add((child, stat[0]))
-                stack.append(child)
-    return out
+    """Return (pid, start time) of every process below `root` now (the start time tells a reused pid)."""
+    return {(pid, stat[0]) for pid in descendants([root]) if (stat := _stat(pid)) is not None}
 
 
 def _alive(seen: set[tuple[int, int]]) -> list[int]:
