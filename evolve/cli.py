@@ -508,9 +508,11 @@ def doctor(as_json: bool) -> None:
         click.echo(json.dumps(report.to_json()))
         return
     console.print(f"sandbox: {report.layers.describe()}", highlight=False)
-    table = Table("probe", "layer", "contained", "outcome")
+    table = Table("probe", "layer", "as it should be", "outcome")
     for probe in report.probes:
-        table.add_row(probe.name, probe.layer, "[green]yes[/]" if probe.contained else "[red]NO[/]", escape(probe.outcome))
+        verdict = ("allowed" if probe.allowed else "contained") if probe.contained else ("FAILS" if probe.allowed else "NOT CONTAINED")
+        table.add_row(probe.name, probe.layer, f"[green]{verdict}[/]" if probe.contained else f"[red]{verdict}[/]",
+                      escape(probe.outcome))
     console.print(table)
     if not report.layers.isolated:
         console.print("[red]no isolation layer is available: `evolve run` refuses unless --allow-unisolated[/]")

@@ -23,12 +23,13 @@ _HEADER = "import os, socket\n\ndef evaluate(x):\n"
 
 @dataclass(frozen=True)
 class Probe:
-    """One escape attempt and how it ended."""
+    """One escape attempt (or one thing a candidate must be able to do) and how it ended."""
 
     name: str
-    layer: str  # the layer expected to stop it
-    contained: bool
-    outcome: str  # "forbidden: killed by SIGSYS ...", "refused: errno 13", "score 65534", ...
+    layer: str  # the layer expected to stop it (or to allow it)
+    contained: bool  # as it should be: an escape stopped, an allowed action done
+    outcome: str  # "forbidden: killed by SIGSYS ...", "refused: errno 13", "went through", ...
+    allowed: bool = False  # a capability probe: it must go through (importing the standard library)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,16 @@ def _attempt(statement: str) -> str:
     return f"    try:\n        {statement}\n    except OSError as e:\n        return -float(e.errno or 1)\n    return 1.0\n"
 
 
+# A module neither the worker nor numpy/scipy imports: the candidate loads it from disk, as its own uid.
+_IMPORT_STDLIB = (
+    "    import sys, importlib\n"
+    "    name = next(m for m in ('wave', 'sched', 'glob', 'csv') if m not in sys.modules)\n"
+    "    importlib.import_module(name)\n    return 1.0\n"
+)
+# Capability probes: what candidates must be able to do; they pass when they go through.
+ALLOWED: dict[str, tuple[str, str]] = {
+    "import the standard library": ("Python reachable by the candidates' uid", _IMPORT_STDLIB),
+}
 # name -> (layer expected to stop it, evaluate body)
 PROBES: dict[str, tuple[str, str]] = {
     "fork a process": ("seccomp", "    os.fork()\n    return 1.0\n"),
@@ -61,7 +72,7 @@ def _judge(evaluation: Evaluation) -> tuple[bool, str]:
     if evaluation.failure in (FailureKind.FORBIDDEN, FailureKind.MEMORY):
         return True, f"{evaluation.failure.value}: {evaluation.error}"
     if not evaluation.ok:
-        return False, f"{evaluation.failure.value if evaluation.failure else 'error'}: {evaluation.error}"
+        return False, f"{_kind(evaluation)}: {evaluation.error}"
     [score] = evaluation.scores.values()
     if score < 0:
         return True, f"refused (errno {int(-score)})" if score != -1.0 else "refused"
@@ -74,7 +85,15 @@ def diagnose(isolation: IsolationConfig | None = None) -> Report:
     config = IsolationConfig(**{**asdict(config), "allow_unisolated": True})
     probes = []
     with SandboxPool(1, Limits(timeout_s=20.0, memory_mb=256), config) as pool:
+        for name, (layer, body) in ALLOWED.items():
+            evaluation = pool.evaluate(_HEADER + body, "evaluate", {"x": 0})
+            outcome = "went through" if evaluation.ok else f"{_kind(evaluation)}: {evaluation.error}"
+            probes.append(Probe(name, layer, evaluation.ok, outcome, allowed=True))
         for name, (layer, body) in PROBES.items():
             contained, outcome = _judge(pool.evaluate(_HEADER + body, "evaluate", {"x": 0}))
             probes.append(Probe(name, layer, contained, outcome))
         return Report(pool.layers, tuple(probes))
+
+
+def _kind(evaluation: Evaluation) -> str:
+    return evaluation.failure.value if evaluation.failure else "error"

@@ -68,12 +68,12 @@ def prepare(config: IsolationConfig, ns: NamespaceInfo | None) -> tuple[ChildPla
     tempfile.tempdir = plan.scratch
     if not root_user:
         procs.prctl(procs.PR_SET_DUMPABLE, 0)  # a same-uid candidate cannot ptrace or read this worker
+    # What candidates import from: Python's trees, not evoloop's own checkout (it may hold archives).
+    python_trees = [p for p in needed_paths() if os.path.realpath(p) != _PACKAGE_ROOT]
     if config.landlock:
         abi = landlock.abi_version()
         if abi:
-            read = [*needed_paths(), *SYSTEM_READ]
-            read = [p for p in read if os.path.realpath(p) != _PACKAGE_ROOT]
-            plan.ruleset_fd = landlock.build_ruleset(abi, read, [plan.scratch], DEVICES)
+            plan.ruleset_fd = landlock.build_ruleset(abi, [*python_trees, *SYSTEM_READ], [plan.scratch], DEVICES)
         else:
             missing.append("landlock: not supported by this kernel")
     if config.seccomp:
@@ -82,7 +82,7 @@ def prepare(config: IsolationConfig, ns: NamespaceInfo | None) -> tuple[ChildPla
             missing.append(f"seccomp: no filter written for {os.uname().machine}")
         else:
             plan.filter = seccomp.Filter(arch)
-    _leave_out_refused(plan, _probe(plan), missing)
+    _leave_out_refused(plan, _probe(plan, python_trees), missing)
     if config.drop_privileges and not root_user and not plan.drop_caps:
         missing.append("privilege drop: not root and no user namespace (candidates run as this user)")
     run_as = f"uid {plan.uid}" if plan.uid is not None else "capabilities dropped" if plan.drop_caps else ""
@@ -114,6 +114,8 @@ def _leave_out_refused(plan: ChildPlan, failed: dict[str, str], missing: list[st
     if "seccomp" in failed:
         missing.append(f"seccomp: {failed['seccomp']}")
         plan.filter = None
+    if "imports" in failed:  # nothing to leave out: candidates get only the modules the worker preloaded
+        missing.append(f"imports: {failed['imports']}")
     plan.keep_fds = frozenset() if plan.ruleset_fd is None else frozenset({plan.ruleset_fd})
 
 
@@ -198,8 +200,12 @@ def confine(plan: ChildPlan) -> None:
         plan.filter.install(os.getpid())
 
 
-def _probe(plan: ChildPlan) -> dict[str, str]:
-    """Try each layer in a throwaway child; return {layer: why it failed} for those that did."""
+def _probe(plan: ChildPlan, python_trees: list[str]) -> dict[str, str]:
+    """Try each layer in a throwaway child; return {layer: why it failed} for those that did.
+
+    Last, as a candidate would be, it lists each of `python_trees`: where one
+    cannot be read, candidates cannot import what the worker did not preload.
+    """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -214,6 +220,14 @@ def _probe(plan: ChildPlan) -> dict[str, str]:
                     step()
                 except OSError as exc:
                     failed["landlock" if name == "nnp" else name] = exc.strerror or str(exc)
+            for tree in python_trees:
+                try:
+                    os.listdir(tree)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    failed["imports"] = f"candidates cannot read {tree} ({exc.strerror})"
+                    break
             os.write(write_fd, json.dumps(failed).encode())
         finally:
             os._exit(0)
@@ -226,5 +240,5 @@ def _probe(plan: ChildPlan) -> dict[str, str]:
     except ValueError:
         return {"landlock": "probe failed", "seccomp": "probe failed"}
     if result:
-        log.warning("sandbox layers refused by the kernel: %s", result)
+        log.warning("sandbox layers the probe saw fail: %s", result)
     return dict(result)

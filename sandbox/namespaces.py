@@ -3,8 +3,9 @@
     info = enter(config)    # in `python -m sandbox.worker`, before numpy is imported
 
 `enter` unshares a user namespace (where allowed), then mount, network,
-PID, IPC and UTS namespaces, remounts the whole file tree read-only, mounts a size- and
-inode-capped tmpfs for scratch, then forks. The calling process stays
+PID, IPC and UTS namespaces, makes the Python install reachable by the
+candidates' uid (sandbox.reveal), remounts the whole file tree read-only,
+mounts a size- and inode-capped tmpfs for scratch, then forks. The calling process stays
 outside as a small launcher that waits for the worker and exits with its
 status; the worker continues as PID 1 of the new PID namespace, with a
 /proc of its own. If the launcher dies, the kernel kills the worker
@@ -27,7 +28,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from sandbox import procs
+from sandbox import procs, reveal
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class NamespaceInfo:
     read_only_root: bool = False
     scratch_root: str = ""  # the tmpfs mount point ("" if there is none)
     fresh_proc: bool = False
+    masked: list[str] = field(default_factory=list)  # directories masked so that candidates reach Python (reveal)
     missing: list[str] = field(default_factory=list)
 
 
@@ -162,6 +164,11 @@ def enter(
             os.rmdir(point)
         return info
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)  # nothing we mount propagates back to the host
+    if os.getuid() == 0 and candidate[0] != 0:  # candidates will drop to another uid: let it reach Python
+        try:
+            info.masked = reveal.reveal(needed, *candidate)
+        except OSError as exc:
+            info.missing.append(f"python reachable by uid {candidate[0]}: {exc.strerror}")
     if read_only:
         try:
             _read_only_root()

@@ -32,6 +32,7 @@ from hostile.programs import CASES, TIMEOUT_S, program
 from evolve.session import evaluate_functions
 from evolve.spec import load_spec
 from sandbox import Evaluation, FailureKind, Limits, SandboxPool
+from sandbox.reveal import blocked_ancestor
 
 ROOT = Path(__file__).resolve().parent.parent
 BENIGN = "def evaluate(x):\n    import numpy as np\n    return float(np.sum(np.arange(5.0)) + np.mean([1.0, 2.0]))\n"
@@ -65,6 +66,7 @@ def _bait(tmp: Path) -> Iterator[tuple[socket.socket, socket.socket, dict[str, A
     secret = secret_dir / "secret.txt"
     secret.write_text(TOKEN)
     secret.chmod(0o644)
+    planted = _plant_beside_python()
     server = socket.create_server(("127.0.0.1", 0))
     server.setblocking(False)
     abstract = socket.socket(socket.AF_UNIX)
@@ -76,13 +78,38 @@ def _bait(tmp: Path) -> Iterator[tuple[socket.socket, socket.socket, dict[str, A
     try:
         yield server, abstract, {
             "port": server.getsockname()[1], "abstract": name, "secret_path": str(secret), "token": TOKEN,
-            "loop_dir": str(tmp),
+            "loop_dir": str(tmp), "planted": [str(p) for p in planted],
         }
     finally:
+        for path in planted:
+            path.unlink(missing_ok=True)
         os.environ.pop("EVOLOOP_HOSTILE_SECRET", None)
         server.close()
         abstract.close()
         shutil.rmtree(secret_dir, ignore_errors=True)
+
+
+def _plant_beside_python() -> list[Path]:
+    """Write world-readable bait next to Python's prefix, and in the directory that keeps the candidates' uid out of it.
+
+    Here that is the root user's home (mode 0700) holding the interpreter: the
+    worker reveals the prefix to candidates (sandbox.reveal) and nothing else.
+    Places this process may not write (the unprivileged re-run) are skipped.
+    """
+    prefix = Path(sys.base_prefix).resolve()
+    places = [prefix.parent / f"evoloop-hostile-{os.getpid()}.key"]
+    blocked = blocked_ancestor(str(prefix), 65534, 65534)
+    if blocked is not None:
+        places.append(Path(blocked) / f".evoloop-hostile-id_rsa-{os.getpid()}")
+    planted = []
+    for path in places:
+        try:
+            path.write_text(TOKEN)
+            path.chmod(0o644)
+        except OSError:
+            continue
+        planted.append(path)
+    return planted
 
 
 @pytest.fixture(scope="module")

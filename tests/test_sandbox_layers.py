@@ -118,8 +118,11 @@ def test_doctor_names_the_layers_and_proves_them() -> None:
         assert probes["fork a process"]["contained"] and probes["open a socket"]["contained"]
     if layers["landlock_abi"]:
         assert probes["read outside the Python install"]["contained"] and probes["write outside scratch"]["contained"]
+    stdlib = probes["import the standard library"]
+    assert stdlib["allowed"] and stdlib["contained"], stdlib  # wherever Python lives (here: under a 0700 home)
     human = evolve("doctor")
     assert human.returncode == 0 and "sandbox: " in human.stdout and "rlimits" in human.stdout
+    assert "import the standard" in human.stdout and "allowed" in human.stdout, human.stdout
 
 
 LOOP_SIDE = ("evolve", "islands", "finetune", "tui", "sandbox")

@@ -99,7 +99,15 @@ def _raw(call: str) -> str:
     return f"r = {call}\nreturn float(r) if r >= 0 else -float(ctypes.get_errno())"
 
 
+# Modules the worker does not preload (nor numpy/scipy import): a candidate imports them from the disk, as its own uid.
+FRESH_MODULES = ("glob", "csv", "zoneinfo", "wave", "sched", "tomllib", "click", "pygments", "sympy")
+
 CASES: dict[str, Case] = {
+    # -- what a candidate may do: import whatever the worker's interpreter can import.
+    "import-modules-not-preloaded": Case(
+        f"import importlib\nfresh = [m for m in {FRESH_MODULES!r} if m not in sys.modules]\n"
+        "for name in fresh:\n    importlib.import_module(name)\nreturn float(len(fresh) >= 6)", score=1.0,
+        why="stdlib and site-packages modules, wherever Python lives (sandbox.reveal)"),
     # -- time: every runaway ends at the wall-clock deadline, whatever it blocks or ignores.
     "cpu-loop": Case("while True:\n    pass", FailureKind.TIMEOUT, timeout=True),
     "sleep": Case("time.sleep(1000)", FailureKind.TIMEOUT, timeout=True),
@@ -194,6 +202,10 @@ CASES: dict[str, Case] = {
                              why="the secret is world-readable: only Landlock stands in the way"),
     "read-etc-shadow": Case(_try("open('/etc/shadow').read()"), negative=True, needs=('landlock|unprivileged',)),
     "read-root-home": Case(_try("os.listdir('/root')"), negative=True, needs=('landlock|unprivileged',)),
+    "read-beside-python-prefix": Case(
+        "for path in x['planted']:\n    try:\n        open(path).read()\n        return 1.0\n"
+        "    except OSError:\n        pass\nreturn -1.0", negative=True, needs=("landlock",),
+        why="world-readable files planted next to Python's prefix and in the home directory that holds it"),
     "read-proc-environ": Case(
         "found = 0\nfor pid in range(1, 1 << 16):\n    try:\n        with open(f'/proc/{pid}/environ', 'rb') as f:\n"
         "            found += x['token'].encode() in f.read()\n    except OSError:\n        pass\nreturn float(found)", score=0.0,
