@@ -402,7 +402,8 @@ def eval_(spec: str, file: Path, split: str, inputs_file: Path | None, timeout: 
     loaded = load_spec(spec, inputs_file)
     session.require_split(loaded, split)
     function = session.function_from_file(loaded, file)
-    [result] = _evaluate(loaded, {file.name: function}, split, timeout)
+    [result] = _evaluate(loaded, {file.name: function.source}, split, timeout,
+                         {file.name: function.first_line} if function.first_line else None)
     _print_results([result], as_json, single=True)
 
 
@@ -421,12 +422,13 @@ def baseline(spec: str, split: str, inputs_file: Path | None, timeout: float, as
     _print_results(results, as_json, single=False)
 
 
-def _evaluate(spec: Any, functions: dict[str, str], split: str, timeout: float) -> list[session.Result]:
+def _evaluate(spec: Any, functions: dict[str, str], split: str, timeout: float,
+              first_lines: dict[str, int] | None = None) -> list[session.Result]:
     from sandbox import Limits, SandboxPool
 
     limits = Limits(timeout_s=timeout)
     with SandboxPool(min(len(functions), 2), limits) as pool:
-        return session.evaluate_functions(spec, functions, split, pool, limits)
+        return session.evaluate_functions(spec, functions, split, pool, limits, first_lines)
 
 
 def _print_results(results: list[session.Result], as_json: bool, single: bool) -> None:

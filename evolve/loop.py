@@ -123,7 +123,8 @@ class Evolution:
 
     def seed(self) -> Evaluation:
         """Evaluate the spec's own function and register it in every island."""
-        evaluation = self._evaluated(self.pool.submit(self.spec.program(self.spec.function), self.spec.entry, self.train, self.limits))
+        future = self.pool.submit(self.spec.program(self.spec.function), self.spec.entry, self.train, self.limits)
+        evaluation = self._evaluated(future, self.spec.function)
         if not evaluation.ok:
             raise seed_error(self.spec, evaluation)
         with self.archive.transaction():
@@ -256,7 +257,7 @@ class Evolution:
                     continue
                 assert c.future is not None
                 waited = time.monotonic()
-                evaluation = self._evaluated(c.future)
+                evaluation = self._evaluated(c.future, c.function)
                 self.stats.proposer_waited_s += time.monotonic() - waited
                 origin = c.origin or Origin(self.proposer.name, self.proposer.model)
                 pid = self._record(c, evaluation, origin.proposer, origin.model, origin.adapter)
@@ -272,9 +273,9 @@ class Evolution:
                 hook.on_batch(self)  # must not wait: a LoRA round trains in its own process
             self._commit_state()
 
-    def _evaluated(self, future: Future[Evaluation]) -> Evaluation:
-        """Wait for a sandbox result and have the spec's trusted check confirm it."""
-        return self.spec.verify("train", future.result())
+    def _evaluated(self, future: Future[Evaluation], function: str) -> Evaluation:
+        """Wait for a sandbox result, have the spec's trusted check confirm it, and place a failure in `function`."""
+        return self.spec.locate(self.spec.verify("train", future.result()), function)
 
     def _record(self, c: _Candidate, evaluation: Evaluation, proposer: str, model: str, adapter: str = "") -> int:
         assert c.function is not None

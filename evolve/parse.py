@@ -95,6 +95,11 @@ def extract_function(text: str, name: str, versions: Sequence[str] = ()) -> Pars
     return Parsed(nested)
 
 
+def function_names(text: str) -> list[str]:
+    """Return the names of the outermost functions defined in proposer-style text (prose and fences allowed)."""
+    return [d.name for d in _top_level_defs(text)]
+
+
 def _parse(source: str) -> ast.Module:
     """ast.parse, quietly: a model's text may hold invalid escapes, whose warnings would fill the console."""
     with warnings.catch_warnings():

@@ -7,6 +7,7 @@ mistakes, which the CLI turns into one-line messages.
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import json
 import os
@@ -21,7 +22,7 @@ import numpy as np
 from evolve.archive import Archive, ArchiveError
 from evolve.config import ConfigError, RunConfig
 from evolve.loop import Evolution, Stats, islands_summary_rows, stats_from_state
-from evolve.parse import extract_function
+from evolve.parse import extract_function, function_names
 from evolve.proposers.base import Proposer
 from evolve.proposers.build import LM_PROPOSERS, lm_proposer
 from evolve.proposers.gp import GPProposer
@@ -217,28 +218,66 @@ def pool_for(config: RunConfig, local: bool = False) -> SandboxPool:
 
 
 def evaluate_functions(
-    spec: Spec, functions: Mapping[str, str], split: str, pool: SandboxPool, limits: Limits | None = None
+    spec: Spec, functions: Mapping[str, str], split: str, pool: SandboxPool, limits: Limits | None = None,
+    first_lines: Mapping[str, int] | None = None,
 ) -> list[Result]:
-    """Evaluate evolved-function sources on a split, in parallel, in the sandbox."""
+    """Evaluate evolved-function sources on a split, in parallel, in the sandbox.
+
+    A failure names its line in the function, or in its file for a function
+    read from one at `first_lines[name]`.
+    """
     inputs = spec.inputs(split)
     futures = {name: pool.submit(spec.program(src), spec.entry, inputs, limits) for name, src in functions.items()}
     results = []
     for name, future in futures.items():
-        ev = spec.verify(split, future.result())
+        ev = spec.locate(spec.verify(split, future.result()), functions[name], (first_lines or {}).get(name))
         results.append(Result(name, split, ev, spec.metrics(split, ev.scores) if ev.ok else {}))
     return results
 
 
-def function_from_file(spec: Spec, path: Path) -> str:
-    """Read a candidate function from a file (its name, else the last def)."""
+@dataclass(frozen=True)
+class FileFunction:
+    """The evolved function as read from a user's file."""
+
+    source: str
+    first_line: int | None  # its `def` line in the file, when the source is the file's lines as they are
+
+
+def function_from_file(spec: Spec, path: Path) -> FileFunction:
+    """Read the evolved function (by its name) from a file; refuse a file that does not define it."""
     try:
         text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError(path, None, f"cannot read: {exc.strerror}") from exc
-    parsed = extract_function(text, spec.function_name)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from exc
+    name = spec.function_name
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:  # not a Python file: a model's answer with prose or fences, read as the loop reads one
+        tree = None
+    if tree is None:
+        defined = function_names(text)
+        parsed = extract_function(text, name)
+        if parsed.function is None:
+            raise SpecError(path, None, f"no function found ({parsed.reason})", f"write `def {name}(...)`")
+        if name not in defined:
+            raise SpecError(path, None, f"defines no function `{name}` (found: {', '.join(defined)})",
+                            f"name the function to evaluate `{name}`, as in the spec {spec.path.name}")
+        return FileFunction(parsed.function, None)
+    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    mine = [n for n in defs if n.name == name]
+    if not mine:
+        found = ", ".join(n.name for n in defs) or "no function at all"
+        raise SpecError(path, None, f"defines no function `{name}` (found: {found})",
+                        f"name the function to evaluate `{name}`, as in the spec {spec.path.name}")
+    if len(mine) > 1:
+        raise SpecError(path, mine[-1].lineno, f"defines `{name}` twice (lines {mine[0].lineno} and {mine[-1].lineno})",
+                        "keep one definition")
+    parsed = extract_function(text, name)
     if parsed.function is None:
-        raise SpecError(path, None, f"no function found ({parsed.reason})", f"write `def {spec.function_name}(...)`")
-    return parsed.function
+        raise SpecError(path, mine[0].lineno, f"cannot use `{name}` ({parsed.reason})")
+    lines = text.splitlines()
+    as_written = "\n".join(lines[mine[0].lineno - 1 : mine[0].end_lineno]) + "\n"
+    return FileFunction(parsed.function, mine[0].lineno if parsed.function == as_written else None)
 
 
 # -- inspecting runs -------------------------------------------------------------------

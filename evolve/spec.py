@@ -99,6 +99,28 @@ class Spec:
         new = function_source.rstrip("\n").splitlines()
         return "\n".join(lines[: start - 1] + new + lines[end:]) + "\n"
 
+    def locate(self, evaluation: Evaluation, function_source: str, first_line: int | None = None) -> Evaluation:
+        """Say where a failed `self.program(function_source)` failed: in the function, or in the spec.
+
+        The sandbox counts lines in the whole program (the spec's preface,
+        then the function). A line inside the function becomes "(line k of
+        NAME)", or "(line k)" counted from `first_line` when the function was
+        read from a file at that line; one outside it becomes the spec file's
+        own line.
+        """
+        line = evaluation.line
+        suffix = f" (line {line})"
+        if line is None or not evaluation.error.endswith(suffix):
+            return evaluation
+        start, end = self.function_span
+        length = len(function_source.rstrip("\n").splitlines())
+        if start <= line < start + length:
+            where = f"line {line - start + first_line}" if first_line else f"line {line - start + 1} of {self.function_name}"
+        else:
+            spec_line = line if line < start else line - length + (end - start + 1)
+            where = f"line {spec_line} of {self.path.name}"
+        return replace(evaluation, error=f"{evaluation.error[: -len(suffix)]} ({where})")
+
     def inputs(self, split: str) -> dict[str, Any]:
         """Return the inputs of a split, {input name: value}, in a stable order."""
         if split not in self._cache:

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from sandbox import layers, procs
 from sandbox.layers import ChildPlan
-from sandbox.protocol import encode_outcome, one_line, write_frame
+from sandbox.protocol import MAX_ERROR_CHARS, encode_outcome, one_line, write_frame
 from sandbox.result import Evaluation, FailureKind, Limits
 
 CANDIDATE_FILE = "<candidate>"  # the filename that tracebacks show for candidate code
@@ -146,12 +146,12 @@ def _evaluate(program: str, entry: str, inputs: Mapping[str, Any]) -> Evaluation
                 )
             scores[name] = score
     except MemoryError as exc:
-        return Evaluation(failure=FailureKind.MEMORY, error=_describe_exception(exc))
+        return _failure(FailureKind.MEMORY, exc)
     except Exception as exc:
         kind = FailureKind.INVALID_OUTPUT if type(exc).__name__ == INVALID_OUTPUT_EXCEPTION else FailureKind.ERROR
-        return Evaluation(failure=kind, error=_describe_exception(exc))
+        return _failure(kind, exc)
     except BaseException as exc:  # candidate code may raise anything, SystemExit included
-        return Evaluation(failure=FailureKind.ERROR, error=_describe_exception(exc))
+        return _failure(FailureKind.ERROR, exc)
     return Evaluation(scores=scores, outputs=outputs)
 
 
@@ -211,15 +211,17 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _describe_exception(exc: BaseException) -> str:
-    """Render `exc` as 'Type: message (line N)', N counted within the candidate's source."""
+def _failure(kind: FailureKind, exc: BaseException) -> Evaluation:
+    """Describe `exc` as 'Type: message (line N)', N counted within the candidate's program (also in `line`)."""
     try:
         message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
     except Exception:  # a candidate's exception class with a broken __str__
         message = ""
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     line = _candidate_line(exc)
-    return one_line(f"{text} (line {line})" if line else text)
+    suffix = f" (line {line})" if line else ""
+    # Shortened before the suffix is added, so that the line always survives.
+    return Evaluation(failure=kind, error=one_line(text, MAX_ERROR_CHARS - len(suffix)) + suffix, line=line)
 
 
 def _candidate_line(exc: BaseException) -> int | None:

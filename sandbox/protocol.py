@@ -80,11 +80,11 @@ def read_frame(fd: int, max_bytes: int, deadline: float | None = None) -> bytes 
     return payload
 
 
-def one_line(text: str) -> str:
-    """Make `text` safe to log and display: printable, one line, at most MAX_ERROR_CHARS."""
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Make `text` safe to log and display: printable, one line, at most `limit` characters."""
     # Candidates control error text; terminal escapes must not reach the TUI.
     clean = "".join(c if c.isprintable() else " " for c in text).strip()
-    return clean if len(clean) <= MAX_ERROR_CHARS else clean[: MAX_ERROR_CHARS - 3] + "..."
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
 
 
 def encode_outcome(evaluation: Evaluation) -> bytes:
@@ -97,6 +97,8 @@ def encode_outcome(evaluation: Evaluation) -> bytes:
     else:
         obj["failure"] = evaluation.failure.value
         obj["error"] = evaluation.error
+        if evaluation.line is not None:
+            obj["line"] = evaluation.line
     return json.dumps(obj, allow_nan=False).encode()
 
 
@@ -122,10 +124,12 @@ def _parse(payload: bytes, names: Sequence[str]) -> Evaluation:
         raise ValueError("not a JSON object")
     wall_time = _finite(obj.get("wall_time", 0.0), "wall_time")
     if "failure" in obj:
-        kind, error = obj["failure"], obj.get("error", "")
+        kind, error, line = obj["failure"], obj.get("error", ""), obj.get("line")
         if not isinstance(kind, str) or not isinstance(error, str):
             raise ValueError("failure and error must be strings")
-        return Evaluation(wall_time=wall_time, failure=FailureKind(kind), error=one_line(error))
+        if line is not None and (type(line) is not int or line < 1):
+            raise ValueError("line must be a positive integer")
+        return Evaluation(wall_time=wall_time, failure=FailureKind(kind), error=one_line(error), line=line)
     scores = obj.get("scores")
     if not isinstance(scores, dict) or sorted(scores) != sorted(names) or not names:
         raise ValueError("scores must map exactly the input names")

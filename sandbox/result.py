@@ -56,6 +56,9 @@ class Evaluation:
     error: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
     node: str = ""  # the machine that ran it, for a distributed pool ("" for a local one)
+    # The innermost line of the program where it failed (1-based, in the program as submitted), also named at
+    # the end of `error` as "(line N)"; the caller, who knows how the program was put together, can say more.
+    line: int | None = None
 
     def __post_init__(self) -> None:
         if self.failure is None:

@@ -148,3 +148,22 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, small_confi
 def evolve_json_quiet(db: Path) -> dict:
     proc = evolve("status", str(db), "--json")
     return json.loads(proc.stdout) if proc.returncode == 0 else {}
+
+
+def test_eval_names_the_failing_line_of_the_file_and_refuses_a_file_without_the_function(tmp_path: Path) -> None:
+    candidate = tmp_path / "cand.py"
+    candidate.write_text("import numpy as np\n\n\ndef priority(item, bins):\n    import glob\n    table = {}\n"
+                         "    return table['missing']\n")
+    proc = evolve("eval", "bin_packing_or", str(candidate))
+    assert proc.returncode == 1, proc.stderr  # the candidate failed: 1, not the 2 of a user error
+    assert "KeyError: 'missing' (line 7)" in proc.stdout + proc.stderr, proc.stdout  # line 7 of cand.py
+    other = tmp_path / "other.py"
+    other.write_text("def equation(x, v, params):\n    return x\n\ndef helper():\n    return 1\n")
+    refused = evolve("eval", "bin_packing_or", str(other))
+    assert refused.returncode == 2
+    assert "defines no function `priority` (found: equation, helper)" in refused.stderr, refused.stderr
+    twice = tmp_path / "twice.py"
+    twice.write_text("def priority(item, bins):\n    return bins\n\n\ndef priority(item, bins):\n    return -bins\n")
+    refused = evolve("eval", "bin_packing_or", str(twice))
+    assert refused.returncode == 2 and "defines `priority` twice (lines 1 and 5)" in refused.stderr, refused.stderr
+

@@ -92,6 +92,10 @@ def test_hostile_candidates_are_failures_and_the_run_goes_on(tmp_path: Path) -> 
         assert rows[source]["score"] is None and rows[source]["error"]
     assert evolution.stats.samples == 16 and evolution.stats.valid >= 12
     assert evolution.stats.failures == {kind: 1 for kind in HOSTILE}
+    # A failure names its line in the candidate's own function, or the spec's line when the spec's code raised.
+    assert rows[HOSTILE["error"]]["error"] == "ZeroDivisionError: division by zero (line 2 of priority)"
+    raising = next(i for i, line in enumerate(spec.source.splitlines(), 1) if "raise InvalidOutput(" in line)
+    assert rows[HOSTILE["invalid-output"]]["error"].endswith(f"(line {raising} of {spec.path.name})")
 
 
 def test_kill_9_then_resume_keeps_everything(tmp_path: Path, small_config: Path) -> None:

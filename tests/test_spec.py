@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from evolve.spec import SpecError, load_spec
+from sandbox import Evaluation, FailureKind
 
 DATA = Path(__file__).parent / "data"
 
@@ -126,3 +127,25 @@ def test_builtin_splits_are_disjoint() -> None:
     weibull = load_spec("bin_packing_weibull")
     assert list(weibull.inputs("test")) == ["Weibull 5k"]
     assert all(1 <= x <= 100 for d in weibull.inputs("train").values() for i in d.values() for x in i["items"])
+
+
+def test_locate_places_a_failure_in_the_function_or_in_the_spec(tmp_path: Path) -> None:
+    path = tmp_path / "spec.py"
+    path.write_text(
+        "import evolve\n\nINPUTS = {'train': {'a': 1}}\n\n\n@evolve.evolve\ndef f(x):\n    return x\n\n\n"
+        "@evolve.run\ndef main(x):\n    return f(x) + check(x)\n\n\ndef check(x):\n    raise ValueError('spec')\n"
+    )
+    spec = load_spec(path)
+    start = spec.function_span[0]
+    body = "def f(x):\n    y = 1\n    return y / 0\n"  # one line longer than the seed
+
+    def failed(line: int) -> Evaluation:
+        return Evaluation(failure=FailureKind.ERROR, error=f"Boom (line {line})", line=line)
+
+    assert spec.locate(failed(start + 2), body).error == "Boom (line 3 of f)"
+    assert spec.locate(failed(start + 2), body, first_line=40).error == "Boom (line 42)"
+    # Past the function the spec's own numbering resumes, shifted back by the extra line.
+    assert spec.locate(failed(start + 3 + 9), body).error == f"Boom (line {start + 2 + 9} of spec.py)"
+    assert spec.locate(failed(3), body).error == "Boom (line 3 of spec.py)"
+    assert spec.locate(Evaluation(failure=FailureKind.ERROR, error="no line"), body).error == "no line"
+

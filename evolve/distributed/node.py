@@ -36,7 +36,7 @@ def evaluation_to_json(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "scores": dict(evaluation.scores), "wall_time": evaluation.wall_time,
         "failure": evaluation.failure.value if evaluation.failure else None, "error": evaluation.error,
-        "outputs": dict(evaluation.outputs), "node": evaluation.node,
+        "outputs": dict(evaluation.outputs), "node": evaluation.node, "line": evaluation.line,
     }
 
 
@@ -46,6 +46,7 @@ def evaluation_from_json(data: Mapping[str, Any]) -> Evaluation:
     return Evaluation(
         scores=scores, wall_time=float(data["wall_time"]), failure=failure, error=str(data["error"]),
         outputs=dict(data["outputs"]), node=str(data["node"]),
+        line=int(data["line"]) if data.get("line") is not None else None,
     )
 
 
