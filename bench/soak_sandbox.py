@@ -43,7 +43,7 @@ from evolve.loop import Evolution
 from evolve.proposers.base import Prompt
 from evolve.spec import load_spec
 from islands import ProgramsDatabase
-from sandbox.procs import descendants
+from sandbox.procs import command_line, descendants
 
 from common import replace_readme_section
 
@@ -172,6 +172,7 @@ def soak(evaluations: int, workers: int, directory: Path, timeout_s: float = 1.0
             tracemalloc.start(1)
 
     started = time.monotonic()
+    before = descendants([os.getpid()])  # what this process already ran (a test suite's other fixtures): not ours to judge
     with session.pool_for(config) as pool:
         launchers = list(pool.pids)
         evolution = Evolution(load_spec(spec_path), archive, pool, proposer, ProgramsDatabase(config.islands, rng),
@@ -182,7 +183,9 @@ def soak(evaluations: int, workers: int, directory: Path, timeout_s: float = 1.0
         rss_end = _rss_kib()
         traced.update(_python_growth(evolution, traced, objects_at_half))
     elapsed = time.monotonic() - started
-    left = sorted(descendants([*launchers, os.getpid()]))
+    # What the pool started and left behind: its launchers' descendants, and any new child of ours.
+    left = sorted((descendants(launchers) | descendants([os.getpid()]) | set(launchers)) - before)
+    leftovers = [f"{pid}: {line}" for pid in left if (line := command_line(pid))]  # "" once it exited meanwhile
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT function, failure FROM programs WHERE proposer = 'soak'").fetchall()
     expected = dict(planned(count)[::-1] for count in range(1, proposer.count + 1))  # source -> kind
@@ -190,7 +193,7 @@ def soak(evaluations: int, workers: int, directory: Path, timeout_s: float = 1.0
     return {
         "evaluations": len(rows), "asked": evaluations, "reason": reason, "workers": workers, "seconds": elapsed,
         "evals_per_s": len(rows) / elapsed, "kinds": dict(Counter(failure or "valid" for _, failure in rows)),
-        "wrong_kind": len(wrong), "wrong_examples": wrong[:3], "leftover_processes": left,
+        "wrong_kind": len(wrong), "wrong_examples": wrong[:3], "leftover_processes": leftovers,
         "rss_start_mib": rss_start / 1024, "rss_after_seed_mib": rss_warm / 1024, "rss_end_mib": rss_end / 1024,
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **memory_trend(samples), **{k: v for k, v in traced.items() if not k.startswith("start_")},

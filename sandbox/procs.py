@@ -95,6 +95,19 @@ def descendants(roots: Iterable[int]) -> set[int]:
     return found
 
 
+def command_line(pid: int) -> str:
+    """Return a process's command line for a message ("" once it has exited; "[name]" for a zombie or kernel thread)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().rstrip(b"\0").split(b"\0")
+        if argv != [b""]:
+            return " ".join(a.decode(errors="replace") for a in argv)
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f"[{f.read().decode(errors='replace').strip()}]"
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     """Tell whether `pid` exists and is not a zombie."""
     try:

@@ -69,18 +69,34 @@ def _alive(seen: set[tuple[int, int]]) -> list[int]:
     return out
 
 
+@contextlib.contextmanager
+def ray_temp_dir() -> Iterator[str]:
+    """A fresh directory for everything Ray writes, also what it writes by default (`RAY_TMPDIR`), removed after.
+
+    Without it Ray writes `/tmp/ray/ray_current_cluster`, and fails where a
+    fresh machine has no `/tmp/ray`. Its socket paths must stay under 108
+    bytes: a short directory in /tmp, not tmp_path.
+    """
+    base = tempfile.mkdtemp(prefix="evray-", dir="/tmp")
+    temp_dir = os.path.join(base, "ray")  # what Ray takes as its default directory under RAY_TMPDIR
+    os.mkdir(temp_dir)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RAY_TMPDIR", base)  # seen by this process and every `evolve` it starts
+            yield temp_dir
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    # Ray's socket paths must stay under 108 bytes: a short temp dir, not tmp_path.
-    temp_dir = tempfile.mkdtemp(prefix="evray-", dir="/tmp")
-    c = Cluster(initialize_head=True, connect=False, head_node_args={
-        **NODE_ARGS, "include_dashboard": False, "temp_dir": temp_dir, "_system_config": FAST_HEALTH,
-    })
-    try:
-        yield c
-    finally:
-        c.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    with ray_temp_dir() as temp_dir:
+        c = Cluster(initialize_head=False, connect=False)
+        try:  # the head inside the try: a start that fails halfway still stops what it started
+            c.add_node(**NODE_ARGS, include_dashboard=False, temp_dir=temp_dir, _system_config=FAST_HEALTH)
+            yield c
+        finally:
+            c.shutdown()
 
 
 def _count_on(db: Path, node: str | None) -> int:
@@ -170,13 +186,12 @@ SLEEPY = "def evaluate(x):\n    import time\n    time.sleep(x)\n    return float
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    temp_dir = tempfile.mkdtemp(prefix="evray-", dir="/tmp")
-    ray.init(**NODE_ARGS, include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    with ray_temp_dir() as temp_dir:
+        try:
+            ray.init(**NODE_ARGS, include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir)
+            yield
+        finally:
+            ray.shutdown()
 
 
 @pytest.mark.ray

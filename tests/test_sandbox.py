@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from hostile.procs import alive, descendants, wait_for
 
 from sandbox import Evaluation, FailureKind, IsolationConfig, Limits, SandboxError, SandboxPool
 from sandbox.client import worker_env
+from sandbox.procs import command_line
 from sandbox.protocol import decode_outcome
 
 FAST = Limits(timeout_s=1.0)
@@ -70,6 +72,27 @@ def test_errors_are_reported_with_their_line(pool: SandboxPool, program: str, me
     assert evaluation.failure is FailureKind.ERROR
     assert evaluation.error == message
     assert evaluation.score == -math.inf
+    # The line travels as a field too, for callers that know how the program was put together.
+    assert evaluation.line == (int(message.rsplit("(line ", 1)[1][:-1]) if "(line " in message else None)
+
+
+def test_a_long_message_keeps_its_line(pool: SandboxPool) -> None:
+    evaluation = pool.evaluate(_program("raise ValueError('x' * 1000)"), "evaluate", {"a": 1})
+    assert evaluation.error.endswith("... (line 5)") and len(evaluation.error) <= 300, evaluation.error
+    assert evaluation.line == 5
+
+
+def test_command_line_names_live_processes_and_zombies() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        wait_for(lambda: command_line(child.pid) == "sleep 30", what="sleep's command line")  # once it has exec'd
+        child.kill()
+        wait_for(lambda: not alive(child.pid), what="a zombie")
+        assert command_line(child.pid) == "[sleep]"  # not reaped yet: a zombie keeps only its name
+    finally:
+        child.kill()
+        child.wait()
+    assert command_line(child.pid) == ""
 
 
 @pytest.mark.parametrize("body", ["while True:\n    pass", "time.sleep(60)"])

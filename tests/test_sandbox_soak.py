@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import types
 from pathlib import Path
 
@@ -23,12 +24,18 @@ def _soak_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 
 def test_a_mixed_run_records_every_failure_kind_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     soak = _soak_module(monkeypatch)
-    result = soak.soak(600, workers=2, directory=tmp_path)
+    bystander = subprocess.Popen(["sleep", "300"])  # started before the soak, not by its pool: not judged
+    try:
+        result = soak.soak(600, workers=2, directory=tmp_path)
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
     assert result["reason"] == "budget"
     assert result["evaluations"] == 600  # every candidate distinct, so every one evaluated and archived
     assert result["wrong_kind"] == 0, result["wrong_examples"]
     assert set(result["kinds"]) == {"valid", "forbidden", "memory", "error", "invalid-output", "timeout"}
-    assert result["leftover_processes"] == []  # no stray process, no zombie
+    assert result["leftover_processes"] == []  # no stray process, no zombie (else "pid: command line" of each)
     # The loop never holds what candidates made: over the second half, the Python objects still alive
     # are the islands' (a few hundred bytes per program registered) and nothing else worth counting.
     assert result["traced_evaluations"] >= 250
