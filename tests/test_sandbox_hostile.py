@@ -252,12 +252,20 @@ def _unprivileged_command() -> tuple[list[str], dict[str, str]] | str:
     return f"uid 65534 cannot run a Python with this environment's packages ({'; '.join(tried)})"
 
 
+def _reachable_tmp() -> str:
+    """Return a temporary directory uid 65534 can enter: $TMPDIR may be root's alone (`mktemp -d` makes it 0700)."""
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        if os.path.isdir(candidate) and blocked_ancestor(os.path.join(candidate, "x"), 65534, 65534) is None:
+            return candidate
+    pytest.skip("no temporary directory that uid 65534 can enter")
+
+
 def test_the_suite_as_an_unprivileged_user() -> None:
     found = _unprivileged_command()
     if isinstance(found, str):
         pytest.skip(found)
     command, env = found
-    home = Path(tempfile.mkdtemp(prefix="evoloop-unprivileged-"))  # pytest's tmp dirs are root's alone
+    home = Path(tempfile.mkdtemp(prefix="evoloop-unprivileged-", dir=_reachable_tmp()))  # pytest's are root's alone
     try:
         home.chmod(0o777)
         proc = subprocess.run(
