@@ -48,7 +48,7 @@ from evolve import session
 from evolve.config import RunConfig
 from evolve.loop import Evolution
 from evolve.parse import extract_function
-from evolve.proposers.base import Prompt
+from evolve.proposers.base import Prompt, TextProposer
 from evolve.spec import load_spec
 from islands import ProgramsDatabase
 from sandbox import Limits, SandboxPool
@@ -60,7 +60,7 @@ console = Console()
 SPEC = TRIVIAL_SPEC
 
 
-class InstantProposer:
+class InstantProposer(TextProposer):
     """Return prepared candidates at once: what a model would have written, all different."""
 
     name, model = "instant", ""
@@ -73,7 +73,7 @@ class InstantProposer:
         ]
         self.seconds = 0.0
 
-    def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
+    def write(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
         started = time.perf_counter()
         out = []
         for _ in prompts:

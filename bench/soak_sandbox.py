@@ -40,7 +40,7 @@ import numpy as np
 from evolve import prompt, session
 from evolve.config import RunConfig
 from evolve.loop import Evolution
-from evolve.proposers.base import Prompt
+from evolve.proposers.base import Prompt, TextProposer
 from evolve.spec import load_spec
 from islands import ProgramsDatabase
 from sandbox.procs import command_line, descendants
@@ -92,7 +92,7 @@ def planned(count: int) -> tuple[str | None, str]:
     return kind, f"def score(x: float) -> float:\n{body.format(i=count)}\n"
 
 
-class SoakProposer:
+class SoakProposer(TextProposer):
     """Proposes the MIX in turn (and a runaway now and then), each made unique by a counter.
 
     It keeps nothing but the counter: what each candidate should score is
@@ -105,7 +105,7 @@ class SoakProposer:
     def __init__(self) -> None:
         self.count = 0
 
-    def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
+    def write(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
         out = []
         for _ in prompts:
             batch = []

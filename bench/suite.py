@@ -34,7 +34,7 @@ from rich.console import Console
 from evolve import session
 from evolve.archive import Archive
 from evolve.config import RunConfig
-from evolve.proposers.build import LM_PROPOSERS
+from evolve.proposers.build import LM_PROPOSERS, model_overrides
 from evolve.spec import Spec, load_spec
 from sandbox import Limits, SandboxPool
 
@@ -147,8 +147,8 @@ def run_config(entry: Entry, seed: int, workers: int, model: str | None) -> RunC
     parts: dict[str, Any] = {k: dict(v) for k, v in entry.overrides.items()}
     parts.setdefault("loop", {}).update(budget=entry.samples, seed=seed)
     parts.setdefault("sandbox", {}).update(workers=workers)
-    parts.update(session.lm_overrides(entry.proposer, model, None))
-    return RunConfig(proposer=entry.proposer).replace(**parts)
+    config = RunConfig(proposer=entry.proposer)
+    return config.replace(**parts, **model_overrides(config.proposer, model, None))
 
 
 def best_by_checkpoint(archive: Archive, checkpoints: Sequence[int]) -> list[tuple[int, dict[str, Any] | None]]:

@@ -28,13 +28,15 @@ from rich.table import Table
 
 from evolve import __version__, session
 from evolve.archive import Archive, ArchiveError
-from evolve.config import ConfigError, RunConfig, load_config
+from evolve.config import RunConfig, load_config
+from evolve.errors import ConfigError
 from evolve.loop import Evolution, Stats
-from evolve.proposers.base import ProposerError, close_proposer
+from evolve.proposers.base import ProposerError
+from evolve.proposers.build import model_overrides
 from evolve.problems import BUILTINS
 from evolve.spec import SpecError, load_spec
 from sandbox import SandboxError
-from finetune.train import FinetuneError
+from finetune.request import FinetuneError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -117,7 +119,7 @@ def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api
     if allow_unisolated:
         isolation = {**config.sandbox.isolation.to_json(), "allow_unisolated": True}
         config = config.replace(sandbox={"isolation": isolation})
-    config = config.replace(**session.lm_overrides(config.proposer, model, api_base))
+    config = config.replace(**model_overrides(config.proposer, model, api_base))
     if finetune_every:
         config = config.replace(finetune={"every": finetune_every})
     config = config.replace(**_executor_overrides(executor, ray_address))
@@ -145,7 +147,7 @@ def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | 
     archive = Archive.open(db)
     config = session.config_of(archive, _overrides(None, budget, time_limit, None, workers))
     config = config.replace(**_executor_overrides(executor, ray_address))
-    config = config.replace(**session.lm_overrides(config.proposer, model, api_base))
+    config = config.replace(**model_overrides(config.proposer, model, api_base))
     stats = session.stats_from_state(archive.state()) if "stats" in archive.state() else None
     if stats is not None and stats.samples >= config.loop.budget:
         raise ConfigError(f"{db} has used its budget of {config.loop.budget} samples; pass --budget N (> {stats.samples}) to extend it")
@@ -210,7 +212,7 @@ def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool, api_key
         finally:
             signal.signal(signal.SIGINT, previous)
             if evolution is not None:
-                close_proposer(evolution.proposer)
+                evolution.proposer.close()
     _report_end(evolution, reason)
 
 

@@ -23,16 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evolve.errors import ConfigError
 from evolve.executor import ExecutorConfig
 from evolve.proposers.gp import GPConfig
 from finetune.config import FinetuneConfig
 from evolve.proposers.lm import OpenAIConfig, SamplingConfig, TransformersConfig, VLLMConfig
+from evolve.proposers.mixed import ProposerMix
 from islands import IslandsConfig
 from sandbox.isolation import IsolationConfig
-
-
-class ConfigError(ValueError):
-    """A configuration value or file that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class SandboxConfig:
 class RunConfig:
     """Everything that shapes a run; stored in the archive so `resume` reuses it."""
 
-    proposer: str = "gp"  # one name, or a weighted mix such as "vllm:0.9,gp:0.1"
+    proposer: ProposerMix = field(default_factory=lambda: ProposerMix.parse("gp"))  # one name, or a weighted mix such as "vllm:0.9,gp:0.1"
     loop: LoopConfig = field(default_factory=LoopConfig)
     islands: IslandsConfig = field(default_factory=IslandsConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
@@ -86,8 +84,13 @@ class RunConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # [finetune]: LoRA rounds during the run
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # [executor]: local, or Ray (evolve.executor)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.proposer, str):  # RunConfig(proposer="vllm:0.9,gp:0.1") and every config file
+            object.__setattr__(self, "proposer", ProposerMix.parse(self.proposer))
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Return plain data (what TOML and the archive hold): the proposer mix as its text."""
+        return {**dataclasses.asdict(self), "proposer": str(self.proposer)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
@@ -133,7 +136,11 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     for name, value in data.items():
         hint = hints[name]
         key = f"{where}.{name}" if where else name
-        if dataclasses.is_dataclass(hint):
+        if hint is ProposerMix:
+            if not isinstance(value, str):
+                raise ConfigError(f"{key}: expected a string such as \"gp\" or \"vllm:0.9,gp:0.1\", got {value!r}")
+            kwargs[name] = ProposerMix.parse(value)
+        elif dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, key)
         else:
             kwargs[name] = _coerce(value, hint, key)

@@ -27,7 +27,7 @@ from evolve.archive import Archive, NewProgram
 from evolve.config import RunConfig
 from evolve.parse import parse_candidate, program_hash
 from evolve.prompt import build_prompt, spec_preface
-from evolve.proposers.base import Origin, Prompt, Proposer, generated_tokens, propose_with_origins
+from evolve.proposers.base import Origin, Prompt, Proposer
 from evolve.spec import Spec, SpecError
 from islands import Member, ProgramsDatabase
 from sandbox import Evaluation, FailureKind, Limits, SandboxPool
@@ -74,7 +74,7 @@ class _Candidate:
     reason: str = ""
     hash: str = ""
     future: Future[Evaluation] | None = None
-    origin: Origin | None = None  # who wrote it (None: the loop's proposer)
+    origin: Origin = Origin("seed")  # who wrote it
 
 
 FUNCTION_CACHE_SIZE = 4096  # parents' sources kept in memory; the archive holds them all
@@ -186,17 +186,17 @@ class Evolution:
         remaining = loop.budget - samples_so_far
         if remaining <= 0:
             return []
-        started, tokens = time.monotonic(), generated_tokens(self.proposer)
+        started, tokens = time.monotonic(), self.proposer.generated_tokens
         n = loop.samples_per_prompt
         count = min(loop.prompts_per_batch, -(-remaining // n))
         prompts = [self._prompt() for _ in range(count)]
-        outputs = propose_with_origins(self.proposer, prompts, n)
+        proposals = self.proposer.propose(prompts, n)
         candidates = []
-        for prompt, (origin, texts) in zip(prompts, outputs, strict=True):
-            for text in texts[:n]:
+        for prompt, proposal in zip(prompts, proposals, strict=True):
+            for text in proposal.texts[:n]:
                 parsed = parse_candidate(text, prompt)
-                candidates.append(_Candidate(prompt, parsed.function, parsed.reason, origin=origin))
-        self.stats.tokens += generated_tokens(self.proposer) - tokens
+                candidates.append(_Candidate(prompt, parsed.function, parsed.reason, origin=proposal.origin))
+        self.stats.tokens += self.proposer.generated_tokens - tokens
         self.stats.propose_s += time.monotonic() - started
         return candidates[:remaining]
 
@@ -259,8 +259,7 @@ class Evolution:
                 waited = time.monotonic()
                 evaluation = self._evaluated(c.future, c.function)
                 self.stats.proposer_waited_s += time.monotonic() - waited
-                origin = c.origin or Origin(self.proposer.name, self.proposer.model)
-                pid = self._record(c, evaluation, origin.proposer, origin.model, origin.adapter)
+                pid = self._record(c, evaluation, c.origin.proposer, c.origin.model, c.origin.adapter)
                 self._in_flight.discard(c.hash)
                 if evaluation.ok:
                     self.islands.register(pid, dict(evaluation.scores), len(c.function), c.prompt.island)

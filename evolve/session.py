@@ -8,11 +8,9 @@ mistakes, which the CLI turns into one-line messages.
 from __future__ import annotations
 
 import ast
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,25 +18,18 @@ from typing import Any
 import numpy as np
 
 from evolve.archive import Archive, ArchiveError
-from evolve.config import ConfigError, RunConfig
+from evolve.config import RunConfig
+from evolve.errors import ConfigError
+from evolve.lock import RunBusy, is_running, run_lock
 from evolve.loop import Evolution, Stats, islands_summary_rows, stats_from_state
 from evolve.parse import extract_function, function_names
-from evolve.proposers.base import Proposer
-from evolve.proposers.build import LM_PROPOSERS, lm_proposer
-from evolve.proposers.gp import GPProposer
-from evolve.proposers.mixed import MixedProposer, parse_mix
-from evolve.spec import Spec, SpecError, load_spec, parse_spec, read_inputs_file
+from evolve.proposers.build import PROPOSERS, make_proposer, model_overrides
+from evolve.recorded import recorded_config, recorded_spec
+from evolve.spec import Spec, SpecError, load_spec
 from finetune.registry import evidence as adapter_evidence
 from finetune.rounds import attach_rounds, base_model, check_trainer
 from islands import ProgramsDatabase
 from sandbox import Evaluation, Limits, SandboxPool
-
-PROPOSERS = ("gp", *LM_PROPOSERS)
-
-
-class RunBusy(Exception):
-    """Another process is running this archive's loop."""
-
 
 @dataclass(frozen=True)
 class Result:
@@ -66,84 +57,10 @@ class Result:
 # -- runs ----------------------------------------------------------------------
 
 
-@contextmanager
-def run_lock(db: Path) -> Iterator[None]:
-    """Hold the archive's lock file for as long as a loop runs on it."""
-    lock_path = Path(f"{db}.lock")
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusy(f"{db} is being evolved by another process; watch it with `evolve status {db}`") from None
-        yield
-    finally:
-        os.close(fd)
-
-
-def is_running(db: Path) -> bool:
-    """Tell whether a loop holds the archive's lock right now."""
-    lock_path = Path(f"{db}.lock")
-    if not lock_path.exists():
-        return False
-    fd = os.open(lock_path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def make_proposer(
-    name: str, spec: Spec, rng: np.random.Generator, config: RunConfig, api_key: str | None = None
-) -> Proposer:
-    """Build the proposer a run asks for: one name, or a weighted mix such as `vllm:0.9,gp:0.1`."""
-    try:
-        mix = parse_mix(name)
-    except ValueError as exc:
-        raise ConfigError(f"proposer: {exc}") from exc
-    if len(mix) == 1 and ":" not in name:
-        return _one_proposer(name, spec, rng, config, api_key)
-    return MixedProposer([(_one_proposer(n, spec, rng, config, api_key), w) for n, w in mix], config.loop.seed)
-
-
-def lm_overrides(proposer: str, model: str | None, api_base: str | None) -> dict[str, Any]:
-    """Return config overrides that give `model` to every language-model proposer the run names."""
-    try:
-        names = [n for n, _ in parse_mix(proposer)]
-    except ValueError as exc:
-        raise ConfigError(f"proposer: {exc}") from exc
-    out: dict[str, Any] = {}
-    for name in names:
-        if name in LM_PROPOSERS and model:
-            out[name] = {"model": model}
-    if api_base:
-        out.setdefault("openai", {})["api_base"] = api_base
-    return out
-
-
-def _one_proposer(name: str, spec: Spec, rng: np.random.Generator, config: RunConfig, api_key: str | None) -> Proposer:
-    if name == "gp":
-        try:
-            return GPProposer(spec.gp_primitives, spec.function, rng, config.gp)
-        except ValueError as exc:  # a GP_PRIMITIVES declaration that does not fit the function
-            raise SpecError(spec.path, None, str(exc), "fix GP_PRIMITIVES or remove it") from exc
-    if name in LM_PROPOSERS:
-        if config.executor.kind == "ray":
-            from evolve.distributed import REMOTE_PROPOSERS, remote_proposer
-
-            if name in REMOTE_PROPOSERS:  # on a GPU node of the cluster, as a Ray actor
-                return remote_proposer(name, config, api_key)
-        return lm_proposer(name, config, api_key)
-    raise ConfigError(f"unknown proposer {name!r}; available here: {', '.join(PROPOSERS)}")
-
-
 def new_run(target: str, db: Path, config: RunConfig, inputs_file: Path | None = None) -> tuple[Archive, Spec]:
     """Load the spec, create the archive and record what resume needs."""
     spec = load_spec(target, inputs_file)
-    make_proposer(config.proposer, spec, np.random.default_rng(0), config)  # fail before creating files
+    make_proposer(config, spec, np.random.default_rng(0))  # fail before creating files
     if config.finetune.every and not base_model(config):
         raise ConfigError("--finetune-every needs a base checkpoint to train: the transformers or vllm proposer with --model, or finetune.base")
     if config.finetune.every:
@@ -161,18 +78,8 @@ def new_run(target: str, db: Path, config: RunConfig, inputs_file: Path | None =
     return archive, spec
 
 
-def spec_of(archive: Archive) -> Spec:
-    """Reload the spec a run was started with (its source as stored in the archive)."""
-    info = archive.run_info()["spec"]
-    if info["builtin"]:
-        return load_spec(info["name"])
-    inputs_file = info.get("inputs_file")
-    extra = read_inputs_file(Path(inputs_file)) if inputs_file else None
-    return parse_spec(info["source"], Path(info["path"]), name=info["name"], extra_inputs=extra)
-
-
-def config_of(archive: Archive, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> RunConfig:
-    return RunConfig.from_dict(archive.run_info()["config"]).replace(**(overrides or {}))
+spec_of = recorded_spec  # until the CLI reads through the library API (evolve.runs)
+config_of = recorded_config
 
 
 def open_evolution(
@@ -185,7 +92,7 @@ def open_evolution(
     rng = np.random.default_rng(config.loop.seed)
     if fresh:
         islands = ProgramsDatabase(config.islands, rng)
-        proposer = make_proposer(config.proposer, spec, rng, config, api_key)
+        proposer = make_proposer(config, spec, rng, api_key)
         evolution = Evolution(spec, archive, pool, proposer, islands, rng, config)
         evolution.seed()
         attach_rounds(evolution, config, archive.path)  # LoRA rounds (finetune.every)
@@ -195,7 +102,7 @@ def open_evolution(
         raise ArchiveError(f"{archive.path}: the run never finished seeding; start it again with `evolve run`")
     rng.bit_generator.state = state["rng"]
     islands = Evolution.restore_islands(archive, config, rng)
-    proposer = make_proposer(config.proposer, spec, rng, config, api_key)
+    proposer = make_proposer(config, spec, rng, api_key)
     evolution = Evolution(spec, archive, pool, proposer, islands, rng, config, stats_from_state(state))
     attach_rounds(evolution, config, archive.path)  # re-applies the latest adapter
     return evolution
@@ -298,7 +205,7 @@ def status(archive: Archive, spec: Spec | None = None, by_proposer: list[dict[st
         "problem": info["spec"]["name"],
         "db": str(archive.path),
         "state": "running" if is_running(archive.path) else _last_stop(archive),
-        "proposer": config.proposer,
+        "proposer": str(config.proposer),
         "samples": stats.samples,
         "budget": config.loop.budget,
         "evaluated": stats.evaluated,
@@ -427,6 +334,6 @@ def require_split(spec: Spec, split: str) -> None:
 
 
 __all__: Sequence[str] = [
-    "RunBusy", "Result", "run_lock", "is_running", "make_proposer", "lm_overrides", "new_run", "spec_of", "config_of", "open_evolution",
+    "RunBusy", "Result", "run_lock", "is_running", "make_proposer", "new_run", "spec_of", "config_of", "open_evolution",
     "pool_for", "evaluate_functions", "function_from_file", "status", "best_programs", "export", "program_text", "write_program", "parse_duration",
 ]

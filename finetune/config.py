@@ -13,14 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from evolve.errors import require
+
 Method = Literal["sft", "dpo"]
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        from evolve.config import ConfigError  # late: evolve.config imports this module
-
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -46,12 +41,12 @@ class FinetuneConfig:
     wait_at_end_s: float = 600.0  # a run that ends its budget waits this long for the round in flight
 
     def __post_init__(self) -> None:
-        _check(self.every >= 0, f"finetune.every must be >= 0, got {self.every}")
-        _check(self.method in ("sft", "dpo"), f"finetune.method must be 'sft' or 'dpo', got {self.method!r}")
-        _check(0 < self.top_share <= 1, f"finetune.top_share must lie in (0, 1], got {self.top_share}")
-        _check(self.cap >= 1 and self.pairs_per_prompt >= 1, "finetune.cap and finetune.pairs_per_prompt must be >= 1")
-        _check(self.steps >= 1 and self.batch_size >= 1, "finetune.steps and finetune.batch_size must be >= 1")
-        _check(self.learning_rate > 0 and self.rank >= 1 and self.alpha >= 1, "finetune.learning_rate, rank and alpha must be > 0")
-        _check(self.max_length >= 16 and self.threads >= 1, "finetune.max_length must be >= 16 and finetune.threads >= 1")
-        _check(0 <= self.control_share < 1, f"finetune.control_share must lie in [0, 1), got {self.control_share}")
-        _check(self.wait_at_end_s >= 0, "finetune.wait_at_end_s must be >= 0")
+        require(self.every >= 0, f"finetune.every must be >= 0, got {self.every}")
+        require(self.method in ("sft", "dpo"), f"finetune.method must be 'sft' or 'dpo', got {self.method!r}")
+        require(0 < self.top_share <= 1, f"finetune.top_share must lie in (0, 1], got {self.top_share}")
+        require(self.cap >= 1 and self.pairs_per_prompt >= 1, "finetune.cap and finetune.pairs_per_prompt must be >= 1")
+        require(self.steps >= 1 and self.batch_size >= 1, "finetune.steps and finetune.batch_size must be >= 1")
+        require(self.learning_rate > 0 and self.rank >= 1 and self.alpha >= 1, "finetune.learning_rate, rank and alpha must be > 0")
+        require(self.max_length >= 16 and self.threads >= 1, "finetune.max_length must be >= 16 and finetune.threads >= 1")
+        require(0 <= self.control_share < 1, f"finetune.control_share must lie in [0, 1), got {self.control_share}")
+        require(self.wait_at_end_s >= 0, "finetune.wait_at_end_s must be >= 0")

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from finetune.data import Pair
-
-if TYPE_CHECKING:
-    from finetune.train import RoundRequest
+from finetune.request import FinetuneError, RoundRequest, lora_config
 
 DPO_HINT = "--method dpo needs TRL: pip install 'evoloop[dpo]'"
 
 
 def train_dpo(model: Any, tokenizer: Any, pairs: Sequence[Pair], request: RoundRequest, work: Path) -> tuple[Any, list[float], int]:
     """Train the round's adapter on (prompt, chosen, rejected); return the model, the loss per step and the steps."""
-    from finetune.train import FinetuneError, lora_config
-
     try:
         from datasets import Dataset
         from trl import DPOConfig, DPOTrainer

@@ -29,9 +29,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from evolve.archive import Archive
+from evolve.config import RunConfig
+from evolve.errors import ConfigError
+from evolve.lock import RunBusy, is_running, run_lock
+from evolve.loop import Evolution
+from evolve.proposers.base import Proposer, ProposerError
+from evolve.recorded import recorded_config
 from finetune import registry
 from finetune.config import FinetuneConfig
-from finetune.train import NO_DATA, RoundRequest
+from finetune.request import NO_DATA, RoundRequest
+from finetune.train import train_round
 from sandbox.procs import alive
 
 log = logging.getLogger(__name__)
@@ -50,23 +58,13 @@ def next_round(conn: Any, directory: Path) -> int:
     return max([0, *recorded, *present]) + 1
 
 
-def adapter_users(proposer: Any) -> Iterator[Any]:
-    """Yield the proposer and the parts of a mix that can switch adapters."""
-    if hasattr(proposer, "use_adapter"):
-        yield proposer
-    for part in getattr(proposer, "parts", ()):
-        yield from adapter_users(part)
-
-
-def switch(proposer: Any, path: str, control_share: float) -> list[str]:
-    """Tell every proposer that can to sample from the adapter at `path`; return the errors."""
-    from evolve.proposers.base import ProposerError
-
+def switch(proposer: Proposer, path: str, control_share: float) -> list[str]:
+    """Tell every part of the run's proposer that samples from adapters to use the one at `path`; return the errors."""
     errors = []
-    users = list(adapter_users(proposer))
+    users = proposer.adapter_users()
     if not users:
         log.warning("no proposer of this run can switch to %s; it is recorded and exported all the same", path)
-        return [f"{getattr(proposer, 'name', 'the proposer')} cannot switch adapters"]
+        return [f"{proposer.name} cannot switch adapters"]
     for user in users:
         try:
             user.use_adapter(path, control_share=control_share)
@@ -88,7 +86,7 @@ class FinetuneRounds:
         self._last_start = 0  # evaluated programs when the last round started (or the session began)
         self._stopping = False
 
-    def attach(self, evolution: Any) -> None:
+    def attach(self, evolution: Evolution) -> None:
         """Apply the run's latest adapter to the proposer (a resumed run continues where it was).
 
         A round that a killed loop left behind is taken up: recorded when it
@@ -108,7 +106,7 @@ class FinetuneRounds:
         if row and row.get("path") and Path(row["path"]).is_dir():
             switch(evolution.proposer, row["path"], self.config.control_share)
 
-    def _adopt(self, evolution: Any, event: dict[str, Any]) -> None:
+    def _adopt(self, evolution: Evolution, event: dict[str, Any]) -> None:
         """Take up the round of a `finetune-start` event that has no end (its loop was killed)."""
         k = event["data"]["round"]
         request_file = self.directory / f"round_{k}.json"
@@ -129,14 +127,14 @@ class FinetuneRounds:
     def training(self) -> bool:
         return self._proc is not None
 
-    def on_batch(self, evolution: Any) -> None:
+    def on_batch(self, evolution: Evolution) -> None:
         """Record a finished round, or start one when due (inside the batch transaction; never waits)."""
         if self._proc is not None and self._proc.poll() is not None:
             self._finish(evolution)
         if self._proc is None and self.config.every and evolution.stats.evaluated - self._last_start >= self.config.every:
             self._start(evolution)
 
-    def on_stop(self, evolution: Any, reason: str) -> None:
+    def on_stop(self, evolution: Evolution, reason: str) -> None:
         """At the end of a run: wait for the round in flight when the budget is done, else stop it."""
         if self._proc is None:
             return
@@ -158,7 +156,7 @@ class FinetuneRounds:
                 self._proc.wait()
         self._finish(evolution)
 
-    def _start(self, evolution: Any) -> None:
+    def _start(self, evolution: Evolution) -> None:
         k = next_round(evolution.archive.conn, self.directory)
         latest = registry.latest(evolution.archive.conn)
         parent = latest["path"] if latest and latest.get("path") and Path(latest["path"]).is_dir() else ""
@@ -178,7 +176,7 @@ class FinetuneRounds:
         evolution.archive.add_event("finetune-start", evolution.stats.samples, {"round": k, "parent": parent, "pid": self._proc.pid})
         log.info("round %d started (pid %d) at sample %d", k, self._proc.pid, evolution.stats.samples)
 
-    def _finish(self, evolution: Any) -> None:
+    def _finish(self, evolution: Evolution) -> None:
         assert self._proc is not None and self._request is not None
         code, request = self._proc.returncode, self._request
         self._proc, self._request = None, None
@@ -205,7 +203,7 @@ class FinetuneRounds:
 ROUND_ENDS = {"adapter", "finetune-skipped", "finetune-stopped", "finetune-failed"}
 
 
-def unfinished_rounds(archive: Any) -> list[dict[str, Any]]:
+def unfinished_rounds(archive: Archive) -> list[dict[str, Any]]:
     """Return the `finetune-start` events whose round has no end event: rounds a killed loop left behind."""
     started: dict[int, dict[str, Any]] = {}
     for event in archive.events():
@@ -271,23 +269,20 @@ def _package_root() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
-def base_model(config: Any) -> str:
+def base_model(config: RunConfig) -> str:
     """Return the checkpoint a run's rounds train: `finetune.base`, else its transformers or vllm model."""
-    from evolve.proposers.mixed import parse_mix
-
     if config.finetune.base:
         return str(config.finetune.base)
-    names = [n for n, _ in parse_mix(config.proposer)]
-    for name in ("transformers", "vllm"):
-        if name in names and getattr(config, name).model:
-            return str(getattr(config, name).model)
+    names = config.proposer.names
+    if "transformers" in names and config.transformers.model:
+        return str(config.transformers.model)
+    if "vllm" in names and config.vllm.model:
+        return str(config.vllm.model)
     return ""
 
 
 def check_trainer(config: FinetuneConfig) -> None:
     """Refuse rounds this installation cannot train, before the run starts (not at its first round)."""
-    from evolve.config import ConfigError
-
     needs = ("torch", "transformers", "peft", *(("trl", "datasets") if config.method == "dpo" else ()))
     missing = [name for name in needs if not _installed(name)]
     if missing:
@@ -303,10 +298,8 @@ def _installed(module: str) -> bool:
         return False
 
 
-def attach_rounds(evolution: Any, config: Any, db: Path) -> FinetuneRounds | None:
+def attach_rounds(evolution: Evolution, config: RunConfig, db: Path) -> FinetuneRounds | None:
     """Hook rounds into a run when it asks for them (`finetune.every`), and re-apply its latest adapter."""
-    from evolve.config import ConfigError
-
     has_rounds = registry.has_table(evolution.archive.conn)
     if not config.finetune.every and not has_rounds:
         return None
@@ -328,17 +321,12 @@ def finetune_now(db: Path, base: str = "", method: str = "", out: Path | None = 
     The run's own `[finetune]` settings apply; `base` and `method` override them.
     A live run is refused (it alone writes the archive): give it --finetune-every.
     """
-    from evolve.archive import Archive
-    from evolve.config import ConfigError
-    from evolve.session import RunBusy, config_of, is_running, run_lock
-    from finetune.train import train_round
-
     if is_running(db):
         raise RunBusy(f"{db} is being evolved right now and only its loop writes the archive; stop it, or resume it "
                       "with rounds during the run (--finetune-every N in the run's config, [finetune] every)")
     archive = Archive.open(db)
     with run_lock(db):
-        config = config_of(archive)
+        config = recorded_config(archive)
         overrides = {k: v for k, v in (("base", base), ("method", method)) if v}
         config = config.replace(finetune=overrides)
         model = base_model(config)

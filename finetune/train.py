@@ -20,7 +20,6 @@ status: 0 trained, 3 nothing to train on yet, 1 failed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -28,53 +27,24 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evolve.archive import Archive
+from evolve.prompt import spec_preface
+from evolve.recorded import recorded_spec
 from finetune import registry
 from finetune.config import FinetuneConfig
 from finetune.data import Example, Pair, preference_pairs, sft_examples, write_jsonl
+from finetune.dpo import train_dpo
+from finetune.request import INSTALL_HINT, NO_DATA, FinetuneError, NoData, RoundRequest, lora_config
 
 log = logging.getLogger(__name__)
-NO_DATA = 3  # exit status: no qualifying program yet (not a failure)
-INSTALL_HINT = "install the lm extra: pip install torch==2.13.0 && pip install 'evoloop[lm]'"
-
-
-class FinetuneError(Exception):
-    """A round that cannot train: no data, a missing extra, an unloadable checkpoint, an existing output."""
-
-
-class NoData(FinetuneError):
-    """No program qualifies for training yet."""
-
-
-@dataclass(frozen=True)
-class RoundRequest:
-    """What one round trains: the archive, the base model, where the adapter goes, and how."""
-
-    db: str
-    base: str
-    out: str  # the adapter directory to create (must not exist)
-    round: int
-    parent: str = ""  # the previous round's adapter, continued ("" : a fresh LoRA)
-    config: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RoundRequest:
-        return cls(**{**data, "config": FinetuneConfig(**data["config"])})
 
 
 def build_data(archive: Archive, config: FinetuneConfig) -> tuple[list[Example] | list[Pair], int]:
     """Return the round's records (cumulative over earlier rounds' windows) and the first sample they do not cover."""
-    from evolve.prompt import spec_preface
-    from evolve.session import spec_of
-
-    spec = spec_of(archive)
+    spec = recorded_spec(archive)
     (until,) = archive.conn.execute("SELECT COALESCE(MAX(sample), -1) + 1 FROM programs").fetchone()
     edges = [0] + [r["data_until_sample"] for r in registry.adapters(archive.conn) if r.get("data_until_sample")]
     preface = spec_preface(spec)
@@ -104,8 +74,6 @@ def train_round(request: RoundRequest) -> dict[str, Any]:
     try:
         write_jsonl(records, tmp / "train.jsonl")
         if request.config.method == "dpo":
-            from finetune.dpo import train_dpo
-
             pairs = [r for r in records if isinstance(r, Pair)]
             # The losses reported are those of the chosen completions.
             encoded = [_encode(tokenizer, Example(p.chosen_id, p.prompt, p.chosen, 0.0, 0.0, 0), request.config.max_length)
@@ -200,13 +168,6 @@ def _with_lora(model: Any, request: RoundRequest) -> Any:
     if request.parent:
         return PeftModel.from_pretrained(model, request.parent, is_trainable=True)
     return get_peft_model(model, lora_config(request.config))
-
-
-def lora_config(c: FinetuneConfig) -> Any:
-    """Return the round's LoRA: every linear layer, no extra saved modules (what vLLM serves)."""
-    from peft import LoraConfig
-
-    return LoraConfig(r=c.rank, lora_alpha=c.alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
 def _train_sft(torch: Any, model: Any, tokenizer: Any, encoded: list[dict[str, list[int]]], request: RoundRequest,

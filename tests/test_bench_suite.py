@@ -188,4 +188,4 @@ def test_language_model_proposers_join_only_where_they_can_run() -> None:
     assert [(e.proposer, e.variant) for e in entries][:2] == [("gp", "default"), ("transformers", "default")]
     assert {e.proposer for e in entries if e.variant != "default"} == {"gp"}  # ablations are of the GP default
     config = suite.run_config(entries[1], 1, 2, "/models/x")
-    assert config.proposer == "transformers" and config.transformers.model == "/models/x"
+    assert str(config.proposer) == "transformers" and config.transformers.model == "/models/x"

@@ -35,6 +35,7 @@ from evolve.distributed.proposer import RemoteProposer
 from evolve.executor import ExecutorConfig
 from evolve.loop import stats_from_state
 from evolve.prompt import build_prompt, spec_preface
+from evolve.proposers.build import make_proposer
 from evolve.spec import load_spec
 from sandbox import FailureKind, IsolationConfig, Limits
 from sandbox.procs import descendants
@@ -237,10 +238,10 @@ def test_proposer_replicas_share_a_batch_and_one_that_dies_is_restarted(local_ra
         proposer="transformers", transformers={"model": str(tiny_model(tmp_path / "tiny"))}, sampling={"max_tokens": 16},
         executor={"kind": "ray", "proposer_gpus": 0, "proposer_replicas": 2, "proposer_restarts": 1},
     )
-    proposer = session.make_proposer("transformers", spec, np.random.default_rng(0), config)
+    proposer = make_proposer(config, spec, np.random.default_rng(0))
     assert isinstance(proposer, RemoteProposer)
     prompts = [build_prompt(i, (1,), (spec.function,), (-1.0,), spec.function_name, spec_preface(spec)) for i in range(3)]
-    first = proposer.propose(prompts, 2)  # prompts 0-1 to the first replica, 2 to the second
+    first = [p.texts for p in proposer.propose(prompts, 2)]  # prompts 0-1 to the first replica, 2 to the second
     assert [len(texts) for texts in first] == [2, 2, 2]
     assert all(text.startswith("def priority_v1(") for texts in first for text in texts)
     tokens = proposer.generated_tokens
@@ -248,7 +249,7 @@ def test_proposer_replicas_share_a_batch_and_one_that_dies_is_restarted(local_ra
     pids = proposer.actor_pids()
     assert len(set(pids)) == 2
     os.kill(pids[1], signal.SIGKILL)
-    again = proposer.propose(prompts, 2)  # Ray restarts the actor and runs its share there
+    again = [p.texts for p in proposer.propose(prompts, 2)]  # Ray restarts the actor and runs its share there
     assert [len(texts) for texts in again] == [2, 2, 2]
     assert proposer.generated_tokens > tokens
     new_pids = proposer.actor_pids()

@@ -140,7 +140,7 @@ def test_bin_packing_outputs_run_and_return_arrays() -> None:
     proposer = GPProposer(BIN_PACKING, BEST_FIT, np.random.default_rng(1))
     parents = prompt("def priority(item: float, bins: np.ndarray) -> np.ndarray:\n"
                      "    return bins - 2.0 * item\n", BEST_FIT)
-    outputs = proposer.propose([parents], 300)[0]
+    outputs = proposer.write([parents], 300)[0]
     assert len(outputs) == 300
     assert len(set(outputs)) > 250  # few repeats
     good = 0
@@ -158,7 +158,7 @@ def test_bin_packing_outputs_run_and_return_arrays() -> None:
 
 def test_multi_statement_parent_gets_ast_mutations() -> None:
     proposer = GPProposer(BIN_PACKING, BEST_FIT, np.random.default_rng(2))
-    outputs = proposer.propose([prompt(FUNSEARCH_OR)], 50)[0]
+    outputs = proposer.write([prompt(FUNSEARCH_OR)], 50)[0]
     parent = ast.unparse(find_function(FUNSEARCH_OR))
     assert all(out != parent for out in outputs)
     assert len(set(outputs)) >= 45
@@ -201,7 +201,7 @@ def test_same_seed_same_outputs_different_seed_different_outputs() -> None:
     def outputs(seed: int) -> list[list[str]]:
         proposer = GPProposer(BIN_PACKING, BEST_FIT, np.random.default_rng(seed))
         prompts = [prompt(BEST_FIT), prompt(FUNSEARCH_OR, BEST_FIT)]
-        return proposer.propose(prompts, 20) + proposer.propose(prompts, 20)
+        return proposer.write(prompts, 20) + proposer.write(prompts, 20)
 
     state = random.getstate()
     assert outputs(5) == outputs(5)
@@ -216,7 +216,7 @@ from evolve.proposers.gp import GPProposer
 seed = "def priority(item: float, bins: np.ndarray) -> np.ndarray:\\n    return -(bins - item)\\n"
 other = seed.replace("-(bins - item)", "np.mean(bins) / item - bins")
 p = GPProposer(None, seed, np.random.default_rng(9))
-print(p.propose([Prompt(0, (0, 1), (seed, other), (0.0, 1.0), "priority")], 60))
+print(p.write([Prompt(0, (0, 1), (seed, other), (0.0, 1.0), "priority")], 60))
 """
 
 
@@ -232,7 +232,7 @@ def test_outputs_do_not_depend_on_the_hash_seed() -> None:
 
 def test_no_parseable_parent_still_yields_n_fresh_programs() -> None:
     proposer = GPProposer(BIN_PACKING, BEST_FIT, np.random.default_rng(4))
-    outputs = proposer.propose([prompt("def priority(item, bins):\n  return (", "")], 12)[0]
+    outputs = proposer.write([prompt("def priority(item, bins):\n  return (", "")], 12)[0]
     assert len(outputs) == 12
     for out in outputs:
         assert find_function(out, "priority") is not None
@@ -244,7 +244,7 @@ def test_cap_set_types_fall_back_to_ast_mutation() -> None:
     assert proposer.signature is None and proposer.model == "ast-mutation"
     assert infer_signature(find_function(CAP_SET_SEED), (-1.0, 1.0)) is None
     for parents in (prompt(CAP_SET_SEED), prompt(CAP_SET_SEED, CAP_SET_EVOLVED), prompt("oops(")):
-        outputs = proposer.propose([parents], 20)[0]
+        outputs = proposer.write([parents], 20)[0]
         assert len(outputs) == 20
         for out in outputs:
             fn = find_function(out, "priority")
@@ -261,7 +261,7 @@ def test_size_limits_hold_over_generations(max_height: int) -> None:
     population = [BEST_FIT, "def priority(item, bins):\n    return np.exp(bins) * item - bins\n"]
     rng = np.random.default_rng(0)
     for _ in range(40):
-        children = proposer.propose([prompt(*population)], 8)[0]
+        children = proposer.write([prompt(*population)], 8)[0]
         for child in children:
             tree = function_to_tree(find_function(child, "priority"), pset, sig)
             assert tree is not None, child  # GP children stay inside the grammar
@@ -286,7 +286,7 @@ def test_params_argument_becomes_scalar_terminals() -> None:
         assert [s for s, _ in sig.terminals] == [f"params[{i}]" for i in range(10)]
         assert proposer._seed.tree is not None  # the seed is a tree: params[i] are leaves
         x, v, params = np.linspace(-1, 1, 7), np.linspace(2, 3, 7), np.arange(1.0, 11.0)
-        fresh = [p for p in proposer.propose([Prompt(0, (1,), (LLMSR_SEED,), (0.0,), "equation")], 30)[0]]
+        fresh = [p for p in proposer.write([Prompt(0, (1,), (LLMSR_SEED,), (0.0,), "equation")], 30)[0]]
         assert any("params[" in out for out in fresh)
         for out in fresh:
             namespace: dict = {"np": np}

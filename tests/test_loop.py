@@ -17,7 +17,7 @@ from conftest import ROOT, evolve, evolve_json
 from evolve import session
 from evolve.archive import Archive
 from evolve.config import RunConfig
-from evolve.proposers.base import Prompt
+from evolve.proposers.base import Prompt, TextProposer
 
 SMALL = {
     "islands": {"num_islands": 4, "reset_period": 60},
@@ -53,7 +53,7 @@ HOSTILE = {
 }
 
 
-class HostileProposer:
+class HostileProposer(TextProposer):
     """A real proposer that writes hostile programs first, then plain valid ones."""
 
     name, model = "hostile", ""
@@ -62,7 +62,7 @@ class HostileProposer:
         self.queue = list(HOSTILE.values())
         self.count = 0
 
-    def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
+    def write(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
         out = []
         for _ in prompts:
             batch = []

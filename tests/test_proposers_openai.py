@@ -9,25 +9,30 @@ from pathlib import Path
 import pytest
 
 from conftest import evolve, evolve_json
-from evolve.config import ConfigError
+from evolve.errors import ConfigError
 from evolve.prompt import build_prompt
 from evolve.proposers.base import ProposerError
 from evolve.proposers.lm import OpenAIConfig, SamplingConfig
-from evolve.proposers.openai_api import OpenAIProposer
+from evolve.proposers.arms import LMProposer
+from evolve.proposers.openai_api import openai_proposer
 from openai_server import fake_openai
 
 SEED = 'def priority(item: float, bins: np.ndarray) -> np.ndarray:\n    """Best fit."""\n    return -(bins - item)\n'
 PROMPTS = [build_prompt(i, (1,), (SEED,), (-1.0,), "priority", "import numpy as np\n") for i in range(5)]
 
 
-def proposer(url: str, fmt: str = "completion", **config: object) -> OpenAIProposer:
+def proposer(url: str, fmt: str = "completion", **config: object) -> LMProposer:
     settings = {"api_base": url, "model": "tiny-coder", "backoff_s": 0.0, **config}
-    return OpenAIProposer(OpenAIConfig(**settings), SamplingConfig(format=fmt), seed=0, api_key="sk-test")  # type: ignore[arg-type]
+    return openai_proposer(OpenAIConfig(**settings), SamplingConfig(format=fmt), seed=0, api_key="sk-test")  # type: ignore[arg-type]
+
+
+def texts(proposals: list) -> list[list[str]]:
+    return [p.texts for p in proposals]
 
 
 def test_completions_send_the_funsearch_prompt_and_return_whole_functions() -> None:
     with fake_openai() as server:
-        out = proposer(server.url, concurrency=2).propose(PROMPTS, 3)
+        out = texts(proposer(server.url, concurrency=2).propose(PROMPTS, 3))
     assert [len(o) for o in out] == [3] * 5
     assert all(c.startswith('def priority_v1(item: float, bins: np.ndarray) -> np.ndarray:\n    """Improved') for o in out for c in o)
     first = server.requests[0]
@@ -41,7 +46,7 @@ def test_completions_send_the_funsearch_prompt_and_return_whole_functions() -> N
 def test_chat_sends_messages_and_parses_fenced_answers() -> None:
     with fake_openai() as server:
         p = proposer(server.url, "chat")
-        out = p.propose(PROMPTS[:2], 2)
+        out = texts(p.propose(PROMPTS[:2], 2))
     assert server.requests[0]["path"] == "/v1/chat/completions"
     assert [m["role"] for m in server.requests[0]["messages"]] == ["system", "user"]
     assert all("```python\ndef priority_v1(item, bins):" in c for o in out for c in o)
@@ -50,7 +55,7 @@ def test_chat_sends_messages_and_parses_fenced_answers() -> None:
 
 def test_a_server_that_ignores_n_is_asked_again() -> None:
     with fake_openai(ignore_n=True) as server:
-        out = proposer(server.url).propose(PROMPTS[:1], 4)
+        out = texts(proposer(server.url).propose(PROMPTS[:1], 4))
     assert len(out[0]) == 4 and len(server.requests) == 4
     assert [r["n"] for r in server.requests] == [4, 3, 2, 1]
 
@@ -58,7 +63,7 @@ def test_a_server_that_ignores_n_is_asked_again() -> None:
 def test_429_and_500_are_retried_then_succeed() -> None:
     busy = {"error": {"message": "rate limited", "type": "rate_limit"}}
     with fake_openai(fail_next=[(429, busy), (500, {"error": "overloaded"})]) as server:
-        out = proposer(server.url).propose(PROMPTS[:1], 2)
+        out = texts(proposer(server.url).propose(PROMPTS[:1], 2))
     assert len(out[0]) == 2 and len(server.requests) == 3
 
 
@@ -86,11 +91,11 @@ def test_unreachable_server_is_a_proposer_error() -> None:
 def test_model_comes_from_the_environment_or_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EVOLVE_MODEL", raising=False)
     with pytest.raises(ConfigError, match="needs a model name"):
-        OpenAIProposer(OpenAIConfig(), SamplingConfig(), seed=0)
+        openai_proposer(OpenAIConfig(), SamplingConfig(), seed=0)
     monkeypatch.setenv("EVOLVE_MODEL", "from-env")
     monkeypatch.setenv("EVOLVE_API_BASE", "http://127.0.0.1:9/v1/")
-    p = OpenAIProposer(OpenAIConfig(), SamplingConfig(), seed=0)
-    assert (p.model, p.api_base) == ("from-env", "http://127.0.0.1:9/v1")
+    p = openai_proposer(OpenAIConfig(), SamplingConfig(), seed=0)
+    assert (p.model, p.backend.api_base) == ("from-env", "http://127.0.0.1:9/v1")
 
 
 def test_evolve_run_against_the_server(tmp_path: Path, small_config: Path) -> None:
@@ -153,12 +158,11 @@ def test_a_long_retry_after_is_capped() -> None:
 
 
 def test_closing_a_mix_closes_its_http_client() -> None:
-    from evolve.proposers.base import close_proposer
     from evolve.proposers.mixed import MixedProposer
 
     with fake_openai() as server:
         api = proposer(server.url)
         api.propose(PROMPTS[:1], 1)
-        client = api.client
-        close_proposer(MixedProposer([(api, 1.0)], seed=0))
-        assert client.is_closed and api._client is None
+        client = api.backend.client
+        MixedProposer([(api, 1.0)], seed=0).close()
+        assert client.is_closed and api.backend._client is None

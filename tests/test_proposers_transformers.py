@@ -10,9 +10,9 @@ pytest.importorskip("torch", reason="needs the lm extra (make test installs it)"
 pytest.importorskip("transformers")
 
 from conftest import evolve, evolve_json  # noqa: E402
-from evolve.config import ConfigError  # noqa: E402
+from evolve.errors import ConfigError  # noqa: E402
 from evolve.prompt import build_prompt, spec_preface  # noqa: E402
-from evolve.proposers.hf import TransformersProposer  # noqa: E402
+from evolve.proposers.hf import transformers_proposer  # noqa: E402
 from evolve.proposers.lm import SamplingConfig, TransformersConfig  # noqa: E402
 from evolve.spec import load_spec  # noqa: E402
 from tiny_lm import tiny_adapter, tiny_model  # noqa: E402
@@ -34,22 +34,23 @@ def prompts() -> list:
 
 def test_batched_samples_are_whole_candidates_and_reproducible(model_dir: Path, prompts: list) -> None:
     config = TransformersConfig(model=str(model_dir), batch_size=2)
-    first = TransformersProposer(config, SAMPLING, seed=3)
-    out = first.propose(prompts, 2)
+    first = transformers_proposer(config, SAMPLING, seed=3)
+    out = [p.texts for p in first.propose(prompts, 2)]
     assert [len(o) for o in out] == [2, 2, 2]
     assert all(c.startswith("def priority_v1(item: float, bins: np.ndarray) -> np.ndarray:\n") for o in out for c in o)
     assert 0 < first.generated_tokens <= 3 * 2 * 24
-    assert TransformersProposer(config, SAMPLING, seed=3).propose(prompts, 2) == out  # same seed, same samples
-    assert TransformersProposer(config, SAMPLING, seed=4).propose(prompts, 2) != out
+    assert [p.texts for p in transformers_proposer(config, SAMPLING, seed=3).propose(prompts, 2)] == out  # same seed
+    assert [p.texts for p in transformers_proposer(config, SAMPLING, seed=4).propose(prompts, 2)] != out
 
 
 def test_a_peft_adapter_is_loaded_on_top(model_dir: Path, prompts: list, tmp_path: Path) -> None:
     adapter = tiny_adapter(model_dir, tmp_path / "adapter")
-    plain = TransformersProposer(TransformersConfig(model=str(model_dir)), SAMPLING, seed=3)
-    tuned = TransformersProposer(TransformersConfig(model=str(model_dir), adapter=str(adapter)), SAMPLING, seed=3)
+    plain = transformers_proposer(TransformersConfig(model=str(model_dir)), SAMPLING, seed=3)
+    tuned = transformers_proposer(TransformersConfig(model=str(model_dir), adapter=str(adapter)), SAMPLING, seed=3)
     assert tuned.adapter == str(adapter)
-    assert tuned.propose(prompts[:1], 2) != plain.propose(prompts[:1], 2)  # the LoRA weights change the samples
-    _, model, _ = tuned._load()
+    assert tuned.propose(prompts[:1], 2)[0].texts != plain.propose(prompts[:1], 2)[0].texts  # the LoRA weights change them
+    assert tuned.propose(prompts[:1], 1)[0].origin.adapter == str(adapter)
+    _, model, _ = tuned.backend._load()
     assert type(model).__name__.startswith("Peft")
 
 
@@ -59,9 +60,9 @@ def test_threads_set_torch_s_cpu_threads(model_dir: Path, prompts: list) -> None
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        TransformersProposer(TransformersConfig(model=str(model_dir), threads=2), SAMPLING, seed=0).propose(prompts[:1], 1)
+        transformers_proposer(TransformersConfig(model=str(model_dir), threads=2), SAMPLING, seed=0).propose(prompts[:1], 1)
         assert torch.get_num_threads() == 2
-        TransformersProposer(TransformersConfig(model=str(model_dir)), SAMPLING, seed=0).propose(prompts[:1], 1)
+        transformers_proposer(TransformersConfig(model=str(model_dir)), SAMPLING, seed=0).propose(prompts[:1], 1)
         assert torch.get_num_threads() == 2  # 0: torch's own setting is left alone
     finally:
         torch.set_num_threads(before)
@@ -75,7 +76,7 @@ def test_threads_set_torch_s_cpu_threads(model_dir: Path, prompts: list) -> None
 def test_config_mistakes(model_dir: Path, config: dict, message: str) -> None:
     settings = {"model": str(model_dir), **config} if config.get("adapter") else config
     with pytest.raises(ConfigError, match=message):
-        TransformersProposer(TransformersConfig(**settings), SAMPLING, seed=0)
+        transformers_proposer(TransformersConfig(**settings), SAMPLING, seed=0)
 
 
 def test_evolve_run_with_the_tiny_model(model_dir: Path, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from evolve.config import RunConfig
 from evolve.prompt import build_prompt
 from evolve.proposers.base import ProposerError
 from evolve.proposers.lm import SamplingConfig, VLLMConfig
-from evolve.proposers.vllm_engine import VLLMProposer
+from evolve.proposers.vllm_engine import vllm_proposer
 
 SEED = "def priority(item, bins):\n    return -(bins - item)\n"
 PROMPTS = [build_prompt(i, (1,), (SEED,), (-1.0,), "priority", "import numpy as np\n") for i in range(3)]
@@ -105,16 +105,16 @@ def adapter_dir(path: Path) -> Path:
 
 def test_without_the_gpu_extra_the_error_says_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(ProposerError, match=r"pip install 'evoloop\[gpu\]'"):
-        VLLMProposer(VLLMConfig(model="Qwen/Qwen2.5-Coder-1.5B"), SamplingConfig(), seed=0)
+        vllm_proposer(VLLMConfig(model="Qwen/Qwen2.5-Coder-1.5B"), SamplingConfig(), seed=0)
     proc = evolve("run", "bin_packing_or", "--proposer", "vllm", "--model", "Qwen/Qwen2.5-Coder-1.5B", "--db", str(tmp_path / "v.db"))
     assert proc.returncode == 2 and "evoloop[gpu]" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "v.db").exists()  # refused before any file was made
 
 
 def test_engine_is_built_lazily_once_and_batches_every_prompt(stand_in: ModuleType) -> None:
-    proposer = VLLMProposer(VLLMConfig(model="m", max_model_len=4096), SamplingConfig(), seed=5)
+    proposer = vllm_proposer(VLLMConfig(model="m", max_model_len=4096), SamplingConfig(), seed=5)
     assert stand_in.BUILT == []  # nothing at construction
-    out = proposer.propose(PROMPTS, 4)
+    out = [p.texts for p in proposer.propose(PROMPTS, 4)]
     out2 = proposer.propose(PROMPTS[:1], 4)
     [llm] = stand_in.BUILT
     assert llm.kwargs["enable_prefix_caching"] is True and llm.kwargs["model"] == "m" and llm.kwargs["seed"] == 5
@@ -129,8 +129,8 @@ def test_engine_is_built_lazily_once_and_batches_every_prompt(stand_in: ModuleTy
 
 
 def test_chat_format_uses_llm_chat(stand_in: ModuleType) -> None:
-    proposer = VLLMProposer(VLLMConfig(model="m"), SamplingConfig(format="chat"), seed=0)
-    out = proposer.propose(PROMPTS[:2], 1)
+    proposer = vllm_proposer(VLLMConfig(model="m"), SamplingConfig(format="chat"), seed=0)
+    out = [p.texts for p in proposer.propose(PROMPTS[:2], 1)]
     kind, conversations, params, _ = stand_in.BUILT[0].calls[0]
     assert kind == "chat" and [m["role"] for m in conversations[0]] == ["system", "user"] and params.stop is None
     assert out[0][0].startswith("```python\ndef priority_v1(")
@@ -138,7 +138,7 @@ def test_chat_format_uses_llm_chat(stand_in: ModuleType) -> None:
 
 def test_lora_adapters_switch_with_fresh_ids_without_a_restart(stand_in: ModuleType, tmp_path: Path) -> None:
     first, second = adapter_dir(tmp_path / "round1"), adapter_dir(tmp_path / "round2")
-    proposer = VLLMProposer(VLLMConfig(model="m", adapter=str(first)), SamplingConfig(), seed=0)
+    proposer = vllm_proposer(VLLMConfig(model="m", adapter=str(first)), SamplingConfig(), seed=0)
     proposer.propose(PROMPTS[:1], 1)
     proposer.use_adapter(second)
     proposer.propose(PROMPTS[:1], 1)

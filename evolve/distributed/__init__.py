@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from evolve.config import ConfigError
+from evolve.errors import ConfigError
 from evolve.executor import RAY_HINT, ExecutorConfig
 from sandbox import IsolationConfig, Limits
 

@@ -16,13 +16,13 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import ray
 
 from evolve.config import RunConfig
-from evolve.proposers.base import Origin, Prompt, ProposerError, generated_tokens, propose_with_origins
+from evolve.errors import ConfigError
+from evolve.proposers.base import AdapterUser, Prompt, Proposal, ProposerError
 from evolve.proposers.build import lm_proposer
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,19 @@ class ProposerActor:
         """Return the node id and process id this actor runs in."""
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
-    def propose(self, prompts: Sequence[Prompt], n: int) -> tuple[list[tuple[Origin, list[str]]], str, int, str]:
-        """Return the attributed candidates, this instance, its tokens generated so far and the adapter in use."""
-        out = propose_with_origins(self.proposer, prompts, n)
-        return out, self.instance, generated_tokens(self.proposer), str(getattr(self.proposer, "adapter", "") or "")
+    def propose(self, prompts: Sequence[Prompt], n: int) -> tuple[list[Proposal], str, int]:
+        """Return the proposals, this instance and its tokens generated so far."""
+        return self.proposer.propose(prompts, n), self.instance, self.proposer.generated_tokens
 
-    def use_adapter(self, path: str, name: str | None, control_share: float) -> None:
-        use = getattr(self.proposer, "use_adapter", None)
-        if use is None:
+    def use_adapter(self, path: str, control_share: float) -> None:
+        users = self.proposer.adapter_users()
+        if not users:
             raise ProposerError(f"the {self.proposer.name} proposer cannot switch adapters")
-        use(path, name, control_share=control_share)
+        for user in users:
+            user.use_adapter(path, control_share=control_share)
+
+    def close(self) -> None:
+        self.proposer.close()
 
 
 class RemoteProposer:
@@ -66,10 +69,7 @@ class RemoteProposer:
         self.name = name
         self.model = str(getattr(config, name).model)
         if not self.model:  # the rest is checked where the model lives, when the actors start
-            from evolve.config import ConfigError
-
             raise ConfigError(f"the {name} proposer needs --model (a path or name its Ray node can load)")
-        self.adapter = str(getattr(config, name).adapter)
         self.generated_tokens = 0  # over every actor's life, restarts included
         self._config, self._api_key = config, api_key
         self._actors: list[Any] = []
@@ -101,7 +101,7 @@ class RemoteProposer:
         self._actors = actors
         return actors
 
-    def propose_attributed(self, prompts: Sequence[Prompt], n: int) -> list[tuple[Origin, list[str]]]:
+    def propose(self, prompts: Sequence[Prompt], n: int) -> list[Proposal]:
         actors = self._started()
         parts = _split(list(prompts), len(actors))
         calls = [(i, actors[i].propose.remote(part, n)) for i, part in enumerate(parts) if part]
@@ -114,22 +114,27 @@ class RemoteProposer:
         except ray.exceptions.RayError as exc:  # an actor died past its restarts
             raise ProposerError(f"the {self.name} proposer's Ray actor died: {_first_line(exc)}; "
                                 "continue with `evolve resume`") from exc
-        out: list[tuple[Origin, list[str]]] = []
-        for (replica, _), (answered, instance, tokens, adapter) in zip(calls, answers, strict=True):
+        out: list[Proposal] = []
+        for (replica, _), (answered, instance, tokens) in zip(calls, answers, strict=True):
             seen_instance, seen = self._tokens_seen.get(replica, ("", 0))
             self.generated_tokens += tokens - (seen if seen_instance == instance else 0)  # a restart counts from zero
             self._tokens_seen[replica] = (instance, tokens)
-            self.adapter = adapter
             out.extend(answered)
         return out
 
-    def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
-        return [texts for _, texts in self.propose_attributed(prompts, n)]
-
-    def use_adapter(self, path: str | Path, name: str | None = None, control_share: float = 0.0) -> None:
+    def use_adapter(self, path: str, control_share: float = 0.0) -> None:
         """Switch every replica to the adapter at `path` (a directory their nodes can read: shared storage)."""
-        ray.get([a.use_adapter.remote(str(path), name, control_share) for a in self._started()], timeout=CALL_TIMEOUT_S)
-        self.adapter = str(path)
+        ray.get([a.use_adapter.remote(str(path), control_share) for a in self._started()], timeout=CALL_TIMEOUT_S)
+
+    def adapter_users(self) -> Sequence[AdapterUser]:
+        return (self,)
+
+    def close(self) -> None:
+        """Stop the actors (a later call starts them again)."""
+        if ray.is_initialized():  # else Ray (and every actor with it) is gone already
+            for actor in self._actors:
+                ray.kill(actor)
+        self._actors = []
 
     def actor_pids(self) -> list[int]:
         """Return the process id of each replica's actor (for operators and tests)."""

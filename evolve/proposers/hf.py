@@ -6,10 +6,10 @@ The model (and a PEFT adapter on top, when given) loads on the first
 `propose`, from local files only: nothing is downloaded. Prompts are
 batched (`transformers.batch_size` per `generate` call, `n` samples each,
 left padding). The chat and diff formats need a tokenizer with a chat
-template. `use_adapter(DIR)` loads a new LoRA adapter onto the model in
-memory (the previous one is dropped) for the next batch, with an optional
-control share of prompts answered with the adapter disabled. Needs the
-`lm` extra (torch, transformers, peft).
+template. A new LoRA adapter is loaded onto the model in memory (the
+previous one is dropped) for the next batch; the control arm's prompts are
+answered with the adapter disabled (evolve.proposers.arms). Needs the `lm`
+extra (torch, transformers, peft).
 """
 
 from __future__ import annotations
@@ -20,78 +20,62 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from evolve.errors import ConfigError
 from evolve.prompt import Rendered, render
-from evolve.proposers.base import Origin, Prompt, ProposerError
+from evolve.proposers.arms import LMProposer, adapter_dir
+from evolve.proposers.base import Prompt, ProposerError
 from evolve.proposers.lm import SamplingConfig, TransformersConfig, as_candidate, cut_at_stop
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "install the lm extra: pip install torch==2.13.0 && pip install 'evoloop[lm]'"
 
 
-class TransformersProposer:
-    """Sample candidates from a local causal LM, batched, on CPU or GPU."""
+def transformers_proposer(config: TransformersConfig, sampling: SamplingConfig, seed: int) -> LMProposer:
+    """Return the `transformers` proposer: a local checkpoint (and adapter) run with Hugging Face transformers."""
+    if not config.model:
+        raise ConfigError("the transformers proposer needs --model DIR (a local checkpoint directory)")
+    if not Path(config.model).is_dir():
+        raise ConfigError(f"transformers.model: {config.model} is not a directory (nothing is downloaded)")
+    if config.adapter:
+        try:
+            adapter_dir(config.adapter)
+        except ProposerError as exc:
+            raise ConfigError(f"transformers.adapter: {exc}") from None
+    return LMProposer("transformers", TransformersBackend(config, sampling, seed), seed, adapter=config.adapter)
 
-    name = "transformers"
+
+class TransformersBackend:
+    """Sample candidates from a local causal LM, batched, on CPU or GPU (the model half of the proposer)."""
 
     def __init__(self, config: TransformersConfig, sampling: SamplingConfig, seed: int) -> None:
-        from evolve.config import ConfigError
-
-        if not config.model:
-            raise ConfigError("the transformers proposer needs --model DIR (a local checkpoint directory)")
-        if not Path(config.model).is_dir():
-            raise ConfigError(f"transformers.model: {config.model} is not a directory (nothing is downloaded)")
-        if config.adapter and not (Path(config.adapter) / "adapter_config.json").is_file():
-            raise ConfigError(f"transformers.adapter: {config.adapter} has no adapter_config.json")
         self.config, self.sampling, self.seed = config, sampling, seed
         self.model = str(config.model)
-        self.adapter = str(config.adapter)
+        self.adapter = ""  # the adapter directory loaded (or to load with the model)
         self.generated_tokens = 0
-        self._calls = 0
+        self._calls = 0  # generate() calls: each reseeds torch, so sampling is reproducible per call
         self._loaded: tuple[Any, Any, Any] | None = None  # (torch, model, tokenizer), built on first use
-        self.control_share = 0.0  # of the prompts answered without the adapter (the evidence's control arm)
         self._adapters = 0  # adapters loaded so far: each gets its own PEFT name
 
-    def use_adapter(self, path: str | Path, name: str | None = None, control_share: float = 0.0) -> None:
-        """Sample from the LoRA adapter at `path` from the next batch on, loaded onto the model in memory.
-
-        `control_share` of the prompts (drawn per batch, seeded) are still
-        answered by the base model, with the adapter disabled, and recorded
-        without it: the figures an adapter is judged against.
-        """
-        path = Path(path)
-        if not (path / "adapter_config.json").is_file():
-            raise ProposerError(f"{path} is not a LoRA adapter directory (no adapter_config.json)")
-        self.adapter, self.control_share = str(path), control_share
+    def load_adapter(self, path: Path) -> None:
+        """Load the LoRA adapter at `path` onto the model in memory (dropping the previous one)."""
+        self.adapter = str(path)
         if self._loaded is None:
-            return  # loaded with the model on the first propose
+            return  # loaded with the model on the first batch
         torch, model, tokenizer = self._loaded
         self._loaded = (torch, self._with_adapter(model), tokenizer)
-        log.info("switched to the adapter %s (control share %.2f)", self.adapter, control_share)
+        log.info("switched to the adapter %s", self.adapter)
 
-    def propose_attributed(self, prompts: Sequence[Prompt], n: int) -> list[tuple[Origin, list[str]]]:
-        """Answer most prompts with the adapter and `control_share` of them with the base model."""
-        tuned = Origin(self.name, self.model, self.adapter)
-        if not self.adapter or self.control_share <= 0:
-            return [(tuned, texts) for texts in self.propose(prompts, n)]
-        draw = np.random.default_rng([self.seed, self._calls, 0x626173]).random(len(prompts))  # "bas": its own stream
-        control = [i for i in range(len(prompts)) if draw[i] < self.control_share]
-        rest = [i for i in range(len(prompts)) if draw[i] >= self.control_share]
-        out: list[tuple[Origin, list[str]] | None] = [None] * len(prompts)
-        for indices, base_only in ((rest, False), (control, True)):
-            answers = self.propose([prompts[i] for i in indices], n, base_only=base_only)
-            for i, texts in zip(indices, answers, strict=True):
-                out[i] = (Origin(self.name, self.model, "") if base_only else tuned, texts)
-        return [o for o in out if o is not None]
-
-    def propose(self, prompts: Sequence[Prompt], n: int, base_only: bool = False) -> list[list[str]]:
-        """Return `n` samples per prompt, `batch_size` prompts per generate() call (`base_only`: adapter off)."""
+    def generate(self, prompts: Sequence[Prompt], n: int, adapter: bool) -> list[list[str]]:
+        """Return `n` samples per prompt, `batch_size` prompts per generate() call (the adapter off unless `adapter`)."""
         out: list[list[str]] = []
         size = self.config.batch_size
         for start in range(0, len(prompts), size):
-            out.extend(self._generate([render(p, self.sampling.format) for p in prompts[start : start + size]], n, base_only))
+            rendered = [render(p, self.sampling.format) for p in prompts[start : start + size]]
+            out.extend(self._generate(rendered, n, base_only=not adapter))
         return out
+
+    def close(self) -> None:
+        self._loaded = None
 
     def _generate(self, rendered: list[Rendered], n: int, base_only: bool = False) -> list[list[str]]:
         torch, model, tokenizer = self._load()
@@ -104,7 +88,7 @@ class TransformersProposer:
         enc = {k: v.to(model.device) for k, v in enc.items()}
         self._calls += 1
         torch.manual_seed(self.seed * 1_000_003 + self._calls)  # reproducible sampling per call
-        off = model.disable_adapter() if base_only and hasattr(model, "disable_adapter") else contextlib.nullcontext()
+        off = model.disable_adapter() if base_only and self.adapter else contextlib.nullcontext()  # a PeftModel then
         with torch.no_grad(), off:
             ids = model.generate(
                 **enc, do_sample=self.sampling.temperature > 0, temperature=self.sampling.temperature or None,

@@ -9,17 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from evolve.errors import require
 from evolve.prompt import FORMATS, PromptFormat, Rendered
 
 # Where a completion model should stop: the end of the function it writes.
 DEFAULT_STOP = ("\ndef ", "\nclass ", "\n@", "\nif __name__", "\n```")
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        from evolve.config import ConfigError  # late: config imports this module
-
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -33,9 +27,9 @@ class SamplingConfig:
     stop: tuple[str, ...] = DEFAULT_STOP  # completion format only: where a sample ends
 
     def __post_init__(self) -> None:
-        _check(self.format in FORMATS, f"sampling.format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        _check(self.temperature >= 0 and 0 < self.top_p <= 1, "sampling.temperature must be >= 0 and sampling.top_p in (0, 1]")
-        _check(self.max_tokens >= 1, f"sampling.max_tokens must be >= 1, got {self.max_tokens}")
+        require(self.format in FORMATS, f"sampling.format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        require(self.temperature >= 0 and 0 < self.top_p <= 1, "sampling.temperature must be >= 0 and sampling.top_p in (0, 1]")
+        require(self.max_tokens >= 1, f"sampling.max_tokens must be >= 1, got {self.max_tokens}")
 
 
 @dataclass(frozen=True)
@@ -54,8 +48,8 @@ class OpenAIConfig:
     backoff_s: float = 1.0  # first wait; doubles each retry (a Retry-After header wins)
 
     def __post_init__(self) -> None:
-        _check(self.concurrency >= 1 and self.retries >= 0, "openai.concurrency must be >= 1 and openai.retries >= 0")
-        _check(self.timeout_s > 0 and self.backoff_s >= 0, "openai.timeout_s must be > 0 and openai.backoff_s >= 0")
+        require(self.concurrency >= 1 and self.retries >= 0, "openai.concurrency must be >= 1 and openai.retries >= 0")
+        require(self.timeout_s > 0 and self.backoff_s >= 0, "openai.timeout_s must be > 0 and openai.backoff_s >= 0")
 
 
 @dataclass(frozen=True)
@@ -72,8 +66,8 @@ class TransformersConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, f"transformers.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.threads >= 0, f"transformers.threads must be >= 0, got {self.threads}")
+        require(self.batch_size >= 1, f"transformers.batch_size must be >= 1, got {self.batch_size}")
+        require(self.threads >= 0, f"transformers.threads must be >= 0, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -90,8 +84,8 @@ class VLLMConfig:
     dtype: str = "auto"
 
     def __post_init__(self) -> None:
-        _check(self.tensor_parallel_size >= 1, "vllm.tensor_parallel_size must be >= 1")
-        _check(0 < self.gpu_memory_utilization <= 1, "vllm.gpu_memory_utilization must lie in (0, 1]")
+        require(self.tensor_parallel_size >= 1, "vllm.tensor_parallel_size must be >= 1")
+        require(0 < self.gpu_memory_utilization <= 1, "vllm.gpu_memory_utilization must lie in (0, 1]")
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:

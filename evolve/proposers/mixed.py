@@ -9,30 +9,53 @@ adapter that wrote it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from evolve.proposers.base import Origin, Prompt, Proposer, generated_tokens, propose_with_origins
+from evolve.errors import ConfigError
+from evolve.proposers.base import AdapterUser, Prompt, Proposal, Proposer
 
 
-def parse_mix(text: str) -> list[tuple[str, float]]:
-    """Read `name[:weight],name[:weight],...` (a missing weight is 1); raise ValueError if malformed."""
-    parts = []
-    for item in text.split(","):
-        name, _, weight = item.strip().partition(":")
-        if not name:
-            raise ValueError(f"empty proposer name in {text!r}")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            raise ValueError(f"the weight of {name!r} in {text!r} is not a number") from None
-        if not value > 0:
-            raise ValueError(f"the weight of {name!r} must be > 0, got {weight}")
-        parts.append((name, value))
-    names = [n for n, _ in parts]
-    if len(set(names)) != len(names):
-        raise ValueError(f"a proposer appears twice in {text!r}")
-    return parts
+@dataclass(frozen=True)
+class ProposerMix:
+    """Who writes a run's candidates: one proposer (`gp`), or several with weights (`vllm:0.9,gp:0.1`).
+
+    The run's `proposer` setting, parsed once; `str()` gives it back as written in a config file.
+    """
+
+    parts: tuple[tuple[str, float], ...]
+    mixed: bool  # weights were given: a MixedProposer, even of one part
+
+    @classmethod
+    def parse(cls, text: str) -> ProposerMix:
+        """Read `name[:weight],name[:weight],...` (a missing weight is 1); raise ConfigError if malformed."""
+        parts = []
+        for item in text.split(","):
+            name, _, weight = item.strip().partition(":")
+            name = name.strip()
+            if not name:
+                raise ConfigError(f"proposer: empty proposer name in {text!r}")
+            try:
+                value = float(weight) if weight else 1.0
+            except ValueError:
+                raise ConfigError(f"proposer: the weight of {name!r} in {text!r} is not a number") from None
+            if not value > 0:
+                raise ConfigError(f"proposer: the weight of {name!r} must be > 0, got {weight}")
+            parts.append((name, value))
+        names = [n for n, _ in parts]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"proposer: a proposer appears twice in {text!r}")
+        return cls(tuple(parts), mixed=len(parts) > 1 or ":" in text)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.parts)
+
+    def __str__(self) -> str:
+        if not self.mixed:
+            return self.parts[0][0]
+        return ",".join(f"{name}:{weight:g}" for name, weight in self.parts)
 
 
 class MixedProposer:
@@ -50,21 +73,25 @@ class MixedProposer:
 
     @property
     def generated_tokens(self) -> int:
-        return sum(generated_tokens(p) for p in self.parts)
+        return sum(p.generated_tokens for p in self.parts)
 
-    def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
-        return [texts for _, texts in self.propose_attributed(prompts, n)]
-
-    def propose_attributed(self, prompts: Sequence[Prompt], n: int) -> list[tuple[Origin, list[str]]]:
+    def propose(self, prompts: Sequence[Prompt], n: int) -> list[Proposal]:
         """Draw a part per prompt, ask each part for its prompts in one call, keep the prompts' order."""
         choice = self.rng.choice(len(self.parts), size=len(prompts), p=self.weights)
-        out: list[tuple[Origin, list[str]] | None] = [None] * len(prompts)
+        out: list[Proposal | None] = [None] * len(prompts)
         for k, part in enumerate(self.parts):
             mine = [i for i, c in enumerate(choice) if c == k]
             if not mine:
                 continue
-            answers = propose_with_origins(part, [prompts[i] for i in mine], n)
+            answers = part.propose([prompts[i] for i in mine], n)
             for i, answer in zip(mine, answers, strict=True):
                 out[i] = answer
         assert all(o is not None for o in out)
         return [o for o in out if o is not None]
+
+    def adapter_users(self) -> Sequence[AdapterUser]:
+        return [user for part in self.parts for user in part.adapter_users()]
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-
+from evolve.errors import ConfigError
 from evolve.prompt import render
-from evolve.proposers.base import Origin, Prompt, ProposerError
+from evolve.proposers.arms import LMProposer
+from evolve.proposers.base import Prompt, ProposerError
 from evolve.proposers.lm import OpenAIConfig, SamplingConfig, as_candidate
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,19 @@ def resolve_model(config: OpenAIConfig) -> str:
     return config.model or os.environ.get("EVOLVE_MODEL", "")
 
 
-class OpenAIProposer:
-    """Ask an OpenAI-compatible server for candidates, many requests at once."""
+def openai_proposer(config: OpenAIConfig, sampling: SamplingConfig, seed: int, api_key: str | None = None) -> LMProposer:
+    """Return the `openai` proposer: any OpenAI-compatible server."""
+    return LMProposer("openai", OpenAIBackend(config, sampling, seed, api_key), seed)
 
-    name = "openai"
+
+class OpenAIBackend:
+    """Ask an OpenAI-compatible server for candidates, many requests at once (the model half of the proposer)."""
 
     def __init__(self, config: OpenAIConfig, sampling: SamplingConfig, seed: int, api_key: str | None = None) -> None:
         self.config, self.sampling = config, sampling
         self.api_base = resolve_api_base(config)
         self.model = resolve_model(config)
         if not self.model:
-            from evolve.config import ConfigError
-
             raise ConfigError("the openai proposer needs a model name: pass --model NAME or set $EVOLVE_MODEL")
         key = api_key or os.environ.get("EVOLVE_API_KEY") or os.environ.get("OPENAI_API_KEY") or ""
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -61,47 +62,27 @@ class OpenAIProposer:
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None  # built on first use
         self.generated_tokens = 0
-        self.adapter = ""
-        self.control_share = 0.0  # of the prompts still sent to the base model once an adapter is in use
-        self._served = ""  # the server's name of the adapter in use ("" : the base model)
-        self._calls = 0
-        self._seed = seed
+        self._served = ""  # the server's name of the adapter loaded ("" : none)
 
-    def use_adapter(self, path: str | Path, name: str | None = None, control_share: float = 0.0) -> None:
-        """Load a LoRA adapter into the server at runtime and sample from it from the next batch on.
+    def load_adapter(self, path: Path) -> None:
+        """Load a LoRA adapter into the server at runtime; adapter requests then name it as their model.
 
         vLLM's server does this through `POST /v1/load_lora_adapter` when it
-        runs with `--enable-lora` and `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`;
-        requests then name the adapter as their model. The directory must be
-        readable by the server (same machine, or a shared file system).
+        runs with `--enable-lora` and `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`.
+        The directory must be readable by the server (same machine, or a
+        shared file system).
         """
-        path = Path(path)
-        if not (path / "adapter_config.json").is_file():
-            raise ProposerError(f"{path} is not a LoRA adapter directory (no adapter_config.json)")
-        served = name or f"evoloop-{path.parent.name}-{path.name}"
+        served = f"evoloop-{path.parent.name}-{path.name}"
         self._post("/load_lora_adapter", {"lora_name": served, "lora_path": str(path.resolve())}, expect_json=False)
-        self.adapter, self._served, self.control_share = str(path), served, control_share
+        self._served = served
         log.info("the server loaded the adapter %s as %s", path, served)
 
-    def propose_attributed(self, prompts: Sequence[Prompt], n: int) -> list[tuple[Origin, list[str]]]:
-        """Send most prompts to the adapter and `control_share` of them to the base model."""
-        self._calls += 1
-        tuned = Origin(self.name, self.model, self.adapter)
-        if not self._served or self.control_share <= 0:
-            return [(tuned, texts) for texts in self.propose(prompts, n)]
-        draw = np.random.default_rng([self._seed, self._calls, 0x626173]).random(len(prompts))
-        base = [bool(d < self.control_share) for d in draw]
-        seeds = [next(self._seeds) for _ in prompts]
-        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, max(1, len(prompts)))) as pool:
-            answers = list(pool.map(lambda a: self._samples(a[0], n, a[1], self.model if a[2] else self._served),
-                                    zip(prompts, seeds, base, strict=True)))
-        return [(Origin(self.name, self.model, "") if b else tuned, texts) for b, texts in zip(base, answers, strict=True)]
-
-    def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
+    def generate(self, prompts: Sequence[Prompt], n: int, adapter: bool) -> list[list[str]]:
         """Return `n` candidates per prompt; requests run concurrently, results keep the prompts' order."""
+        model = self._served if adapter and self._served else self.model
         seeds = [next(self._seeds) for _ in prompts]
         with ThreadPoolExecutor(max_workers=min(self.config.concurrency, max(1, len(prompts)))) as pool:
-            return list(pool.map(lambda ps: self._samples(ps[0], n, ps[1], self._served or self.model), zip(prompts, seeds, strict=True)))
+            return list(pool.map(lambda ps: self._samples(ps[0], n, ps[1], model), zip(prompts, seeds, strict=True)))
 
     def close(self) -> None:
         if self._client is not None:

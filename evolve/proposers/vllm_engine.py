@@ -5,9 +5,8 @@
 The engine is built on the first `propose`, never at import or construction,
 with prefix caching on (every prompt of a run shares the spec's preface).
 One `generate` call takes the whole batch of prompts with `n` samples each,
-so vLLM schedules them together. `use_adapter(path)` switches to a new LoRA
-adapter with a fresh `LoRARequest` id: the next batch uses it, with no
-restart.
+so vLLM schedules them together. A new LoRA adapter gets a fresh
+`LoRARequest` id: the next batch uses it, with no restart.
 """
 
 from __future__ import annotations
@@ -19,77 +18,51 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from evolve.errors import ConfigError
 from evolve.prompt import render
-from evolve.proposers.base import Origin, Prompt, ProposerError
+from evolve.proposers.arms import LMProposer
+from evolve.proposers.base import Prompt, ProposerError
 from evolve.proposers.lm import SamplingConfig, VLLMConfig, as_candidate
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "the vllm proposer needs the GPU extra on a CUDA machine: pip install 'evoloop[gpu]'"
 
 
-class VLLMProposer:
-    """Sample candidates from a vLLM engine in this process, all prompts in one batch."""
+def vllm_proposer(config: VLLMConfig, sampling: SamplingConfig, seed: int) -> LMProposer:
+    """Return the `vllm` proposer: an in-process vLLM engine (built on the first batch)."""
+    if not config.model:
+        raise ConfigError("the vllm proposer needs --model NAME (a hub name or a local directory)")
+    if importlib.util.find_spec("vllm") is None:  # checked without importing it: that waits for the first batch
+        raise ProposerError(INSTALL_HINT)
+    return LMProposer("vllm", VLLMBackend(config, sampling, seed), seed, adapter=config.adapter)
 
-    name = "vllm"
+
+class VLLMBackend:
+    """Sample candidates from a vLLM engine in this process, all prompts in one batch (the model half)."""
 
     def __init__(self, config: VLLMConfig, sampling: SamplingConfig, seed: int) -> None:
-        if not config.model:
-            from evolve.config import ConfigError
-
-            raise ConfigError("the vllm proposer needs --model NAME (a hub name or a local directory)")
-        if importlib.util.find_spec("vllm") is None:  # checked without importing it: that waits for the first batch
-            raise ProposerError(INSTALL_HINT)
         self.config, self.sampling, self.seed = config, sampling, seed
         self.model = config.model
-        self.adapter = ""
         self.generated_tokens = 0
         self._ids = itertools.count(1)  # LoRARequest ids: vLLM caches adapters by id, so each new one gets a fresh id
-        self._lora: Any = None  # the LoRARequest every batch carries (None: the base model)
-        self._pending_adapter: tuple[str, str] = ("", "")  # (name, path) of the adapter to use
+        self._lora: Any = None  # the LoRARequest an adapter batch carries
+        self._adapter: tuple[str, str] = ("", "")  # (name, path) of the adapter to use
         self._llm: Any = None
         self._vllm: Any = None
         self._calls = 0
-        self.control_share = 0.0
-        if config.adapter:
-            self.use_adapter(config.adapter)
 
-    def use_adapter(self, path: str | Path, name: str | None = None, control_share: float = 0.0) -> None:
-        """Sample from a new LoRA adapter from the next batch on (no restart).
-
-        `control_share` of the prompts (drawn per batch, seeded) are answered
-        by the base model and recorded without the adapter (the control arm).
-        """
-        path = Path(path)
-        if not (path / "adapter_config.json").is_file():
-            raise ProposerError(f"{path} is not a LoRA adapter directory (no adapter_config.json)")
+    def load_adapter(self, path: Path) -> None:
+        """Sample from a new LoRA adapter from the next batch on (no restart): a fresh LoRARequest id."""
         if not self.config.enable_lora:
             raise ProposerError("vllm.enable_lora is off: switching adapters needs it on")
-        self._pending_adapter = (name or path.name, str(path))
-        self.adapter, self.control_share = str(path), control_share
+        self._adapter = (path.name, str(path))
         if self._vllm is not None:
             self._lora = self._make_lora()
 
-    def propose_attributed(self, prompts: Sequence[Prompt], n: int) -> list[tuple[Origin, list[str]]]:
-        """Answer most prompts with the adapter and `control_share` of them with the base model."""
-        tuned = Origin(self.name, self.model, self.adapter)
-        if not self.adapter or self.control_share <= 0:
-            return [(tuned, texts) for texts in self.propose(prompts, n)]
-        draw = np.random.default_rng([self.seed, self._calls, 0x626173]).random(len(prompts))
-        out: list[tuple[Origin, list[str]] | None] = [None] * len(prompts)
-        for base_only in (False, True):
-            indices = [i for i in range(len(prompts)) if (draw[i] < self.control_share) == base_only]
-            if indices:
-                answers = self.propose([prompts[i] for i in indices], n, base_only=base_only)
-                for i, texts in zip(indices, answers, strict=True):
-                    out[i] = (Origin(self.name, self.model, "") if base_only else tuned, texts)
-        return [o for o in out if o is not None]
-
-    def propose(self, prompts: Sequence[Prompt], n: int, base_only: bool = False) -> list[list[str]]:
-        """Return `n` samples per prompt from one batched generate (or chat) call (`base_only`: no adapter)."""
+    def generate(self, prompts: Sequence[Prompt], n: int, adapter: bool) -> list[list[str]]:
+        """Return `n` samples per prompt from one batched generate (or chat) call, with the adapter or without."""
         llm, vllm = self._engine()
-        lora = None if base_only else self._lora
+        lora = self._lora if adapter else None
         rendered = [render(p, self.sampling.format) for p in prompts]
         self._calls += 1
         params = vllm.SamplingParams(
@@ -108,6 +81,9 @@ class VLLMProposer:
             self.generated_tokens += sum(len(c.token_ids) for c in output.outputs)
             result.append([as_candidate(r, c.text) for c in output.outputs][:n])
         return result
+
+    def close(self) -> None:
+        self._llm = None
 
     def _engine(self) -> tuple[Any, Any]:
         """Import vLLM and build the engine (once)."""
@@ -128,12 +104,12 @@ class VLLMProposer:
             kwargs.update(enable_lora=True, max_lora_rank=c.max_lora_rank)
         log.info("starting vLLM: %s", kwargs)
         self._vllm, self._llm = vllm, vllm.LLM(**kwargs)
-        if self.adapter:
+        if self._adapter[1]:
             self._lora = self._make_lora()
         return self._llm, self._vllm
 
     def _make_lora(self) -> Any:
         from vllm.lora.request import LoRARequest
 
-        name, path = self._pending_adapter
+        name, path = self._adapter
         return LoRARequest(name, next(self._ids), path)

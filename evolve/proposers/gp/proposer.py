@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from deap import base, gp
 
-from evolve.proposers.base import Prompt
+from evolve.proposers.base import Prompt, TextProposer
 from evolve.proposers.gp.convert import (
     find_function, function_to_tree, make_constant, render_function, tree_to_expr,
 )
@@ -128,13 +128,13 @@ def _mut_constant(tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, rng: rando
     return (tree,)
 
 
-class GPProposer:
+class GPProposer(TextProposer):
     """Propose new versions of the evolved function by typed GP and AST mutation.
 
     `declaration` is the problem's primitive-set mapping (see primitives.py) or
     None to infer scalar/array types from `seed_function`'s annotations; when
     they cannot be inferred, only AST-level edits are used. `rng` is drawn once
-    per `propose` call, so equal rng states and prompts give equal outputs.
+    per `write` call, so equal rng states and prompts give equal outputs.
     """
 
     name = "gp"
@@ -153,7 +153,7 @@ class GPProposer:
         self._seed = self._parse(ast.unparse(seed_fn), seed_fn.name) or _Parent(seed_fn, None)
         self._rng = rng
 
-    def propose(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
+    def write(self, prompts: Sequence[Prompt], n: int) -> list[list[str]]:
         """Return, for each prompt, `n` candidate sources of its function."""
         seed = int(self._rng.integers(0, 2**63 - 1))
         with _seeded_global_random(seed):
