@@ -198,7 +198,7 @@ def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool, api_key
             f"budget {config.loop.budget} samples, archive [cyan]{archive.path}[/]"
         )
         console.print(f"sandbox: {pool.layers.describe()}", highlight=False)
-        if getattr(pool, "nodes", None):  # a RayPool: the nodes and their workers
+        if pool.nodes:  # a RayPool: the nodes and their workers
             console.print("ray: " + ", ".join(f"{name} ({n} workers)" for name, n in pool.nodes.items()), highlight=False)
         previous = signal.signal(signal.SIGINT, on_sigint)
         evolution = None

@@ -30,6 +30,7 @@ from finetune.config import FinetuneConfig
 from evolve.proposers.lm import OpenAIConfig, SamplingConfig, TransformersConfig, VLLMConfig
 from evolve.proposers.mixed import ProposerMix
 from islands import IslandsConfig
+from sandbox import Limits
 from sandbox.isolation import IsolationConfig
 
 
@@ -66,6 +67,11 @@ class SandboxConfig:
             raise ConfigError(f"sandbox.workers must be >= 1, got {self.workers}")
         if self.timeout_s <= 0 or self.memory_mb < 16:
             raise ConfigError("sandbox.timeout_s must be > 0 and sandbox.memory_mb >= 16")
+
+    @property
+    def limits(self) -> Limits:
+        """The limits of one candidate's run (all its train inputs together)."""
+        return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
 
 from sandbox import Evaluation, Layers, Limits
 
@@ -21,14 +22,34 @@ RAY_HINT = "install the Ray extra: pip install 'evoloop[ray]'"
 
 
 class Evaluator(Protocol):
-    """What the loop needs of a sandbox pool: submit programs, get futures of evaluations."""
+    """What the loop needs of a sandbox pool: submit programs, get futures of evaluations.
 
-    layers: Layers
+    `sandbox.SandboxPool` (this machine) and `evolve.distributed.pool.RayPool`
+    (one pool per node of a Ray cluster) implement it.
+    """
+
+    layers: Layers  # the isolation layers its workers apply
+
+    @property
+    def nodes(self) -> Mapping[str, int]:
+        """Return {machine: sandbox workers} for a pool spread over machines ({} for a local one)."""
+        ...
 
     def submit(self, program: str, entry: str, inputs: Mapping[str, Any], limits: Limits | None = None) -> Future[Evaluation]:
+        """Queue `program` to be scored by calling `entry` on each input; thread-safe."""
+        ...
+
+    def evaluate(self, program: str, entry: str, inputs: Mapping[str, Any], limits: Limits | None = None) -> Evaluation:
+        """Score `program` and wait for the result."""
         ...
 
     def close(self) -> None:
+        """Finish the runs in progress, cancel queued ones and stop the workers."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         ...
 
 

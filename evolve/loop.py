@@ -30,7 +30,8 @@ from evolve.prompt import build_prompt, spec_preface
 from evolve.proposers.base import Origin, Prompt, Proposer
 from evolve.spec import Spec, SpecError
 from islands import Member, ProgramsDatabase
-from sandbox import Evaluation, FailureKind, Limits, SandboxPool
+from evolve.executor import Evaluator
+from sandbox import Evaluation, FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Evolution:
         self,
         spec: Spec,
         archive: Archive,
-        pool: SandboxPool,
+        pool: Evaluator,
         proposer: Proposer,
         islands: ProgramsDatabase,
         rng: np.random.Generator,
@@ -107,7 +108,7 @@ class Evolution:
         self.spec, self.archive, self.pool, self.proposer = spec, archive, pool, proposer
         self.islands, self.rng, self.config = islands, rng, config
         self.stats = stats or Stats()
-        self.limits = Limits(timeout_s=config.sandbox.timeout_s, memory_mb=config.sandbox.memory_mb)
+        self.limits = config.sandbox.limits
         self.train = spec.inputs("train")
         # Parents' sources, most recently used last; bounded so that a run of days keeps a flat memory.
         self._functions: OrderedDict[int, str] = OrderedDict()

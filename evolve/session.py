@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from evolve import distributed
 from evolve.archive import Archive, ArchiveError
+from evolve.executor import Evaluator
 from evolve.config import RunConfig
 from evolve.errors import ConfigError
 from evolve.lock import RunBusy, is_running, run_lock
@@ -83,7 +85,7 @@ config_of = recorded_config
 
 
 def open_evolution(
-    archive: Archive, spec: Spec, config: RunConfig, pool: SandboxPool, fresh: bool, api_key: str | None = None
+    archive: Archive, spec: Spec, config: RunConfig, pool: Evaluator, fresh: bool, api_key: str | None = None
 ) -> Evolution:
     """Build the loop over an archive: a fresh run (seeded) or a resumed one.
 
@@ -108,16 +110,14 @@ def open_evolution(
     return evolution
 
 
-def pool_for(config: RunConfig, local: bool = False) -> SandboxPool:
+def pool_for(config: RunConfig, local: bool = False) -> Evaluator:
     """Start the run's sandbox pool (SandboxError if it cannot start, or would run unisolated unasked).
 
     With `executor.kind = "ray"` (and not `local`) that is a RayPool, one sandbox actor per node.
     """
-    limits = Limits(timeout_s=config.sandbox.timeout_s, memory_mb=config.sandbox.memory_mb)
+    limits = config.sandbox.limits
     if config.executor.kind == "ray" and not local:
-        from evolve.distributed import ray_pool  # Ray is imported only here
-
-        return ray_pool(config.executor, limits, config.sandbox.isolation)  # type: ignore[return-value]
+        return distributed.ray_pool(config.executor, limits, config.sandbox.isolation)  # Ray is imported only here
     return SandboxPool(config.sandbox.workers, limits, config.sandbox.isolation)
 
 
@@ -125,7 +125,7 @@ def pool_for(config: RunConfig, local: bool = False) -> SandboxPool:
 
 
 def evaluate_functions(
-    spec: Spec, functions: Mapping[str, str], split: str, pool: SandboxPool, limits: Limits | None = None,
+    spec: Spec, functions: Mapping[str, str], split: str, pool: Evaluator, limits: Limits | None = None,
     first_lines: Mapping[str, int] | None = None,
 ) -> list[Result]:
     """Evaluate evolved-function sources on a split, in parallel, in the sandbox.
@@ -257,7 +257,7 @@ def _last_stop(archive: Archive) -> str:
     return "interrupted"  # killed: resume it
 
 
-def best_programs(archive: Archive, top: int, split: str, pool: SandboxPool | None) -> list[dict[str, Any]]:
+def best_programs(archive: Archive, top: int, split: str, pool: Evaluator | None) -> list[dict[str, Any]]:
     """Return the top programs (train scores), re-evaluated on `split` if it is not train."""
     spec = spec_of(archive)
     rows = archive.top(top)

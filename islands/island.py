@@ -82,11 +82,6 @@ class Island:
         """Return the id of the island's best program, None while empty."""
         return None if self.best is None else self.best.program_id
 
-    def cluster_probabilities(self) -> np.ndarray:
-        """Return the chance of each cluster (in first-seen order) being drawn first."""
-        scores = np.array([c.score for c in self._clusters.values()], dtype=np.float64)
-        return softmax(scores, self.temperature)
-
     def sample(self, rng: np.random.Generator) -> list[tuple[ProgramId, float]]:
         """Draw parents as (program id, cluster score), worst first.
 

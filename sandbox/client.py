@@ -14,12 +14,11 @@ import pickle
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sandbox.errors import SandboxError, WorkerLost
+from sandbox.inputs import InputSet
 from sandbox.isolation import IsolationConfig, Layers
 from sandbox.protocol import MISSING_INPUTS, ProtocolError, decode_outcome, read_frame, write_frame
 from sandbox.result import Evaluation, Limits
@@ -29,15 +28,6 @@ REPLY_GRACE_S = 5.0  # beyond a run's own timeout: fork, reaping, unpickling inp
 REPLY_OVERHEAD_BYTES = 4096  # a reply is the child's checked result plus a few fields
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH")  # PYTHONPATH: the worker imports what the loop does
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `-m sandbox.worker` resolves
-
-
-@dataclass(frozen=True)
-class InputSet:
-    """One inputs mapping as the workers know it: a content key and the input names in order."""
-
-    key: str  # a digest of the mapping's pickle
-    values: Mapping[str, Any]
-    names: tuple[str, ...]
 
 
 def worker_env() -> dict[str, str]:

@@ -10,19 +10,16 @@ is used, and the run it was serving comes back as an `error` evaluation.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import pickle
 import queue
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from sandbox.client import InputSet, WorkerClient
+from sandbox.client import WorkerClient
 from sandbox.errors import SandboxError, WorkerLost
+from sandbox.inputs import InputCache, InputSet
 from sandbox.isolation import UNISOLATED_HINT, IsolationConfig, Layers
 from sandbox.result import Evaluation, FailureKind, Limits
 
@@ -30,39 +27,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMITS = Limits()
 DEFAULT_ISOLATION = IsolationConfig()
-
-
-class _InputSets:
-    """Digests of input mappings, remembered by identity so repeated submits skip pickling.
-
-    Inputs are treated as immutable once submitted: a mapping changed in
-    place keeps its old digest while it stays in this cache.
-    """
-
-    SIZE = 16
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # Holding each mapping keeps its id() from being reused while cached.
-        self._by_id: OrderedDict[int, InputSet] = OrderedDict()
-
-    def get(self, inputs: Mapping[str, Any]) -> InputSet:
-        """Return the InputSet for `inputs`, pickling and hashing it on first sight."""
-        with self._lock:
-            known = self._by_id.get(id(inputs))
-            if known is not None and known.values is inputs:
-                self._by_id.move_to_end(id(inputs))
-                return known
-        names = tuple(inputs)
-        if not names or not all(isinstance(name, str) for name in names):
-            raise ValueError(f"inputs must be a non-empty mapping with str keys, got names {names!r}")
-        digest = hashlib.blake2b(pickle.dumps(dict(inputs), protocol=pickle.HIGHEST_PROTOCOL), digest_size=16)
-        input_set = InputSet(key=digest.hexdigest(), values=inputs, names=names)
-        with self._lock:
-            self._by_id[id(inputs)] = input_set
-            while len(self._by_id) > self.SIZE:
-                self._by_id.popitem(last=False)
-        return input_set
 
 
 class SandboxPool:
@@ -89,8 +53,13 @@ class SandboxPool:
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(workers):
             self._free.put(slot)
-        self._inputs = _InputSets()
+        self._inputs = InputCache()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
+
+    @property
+    def nodes(self) -> dict[str, int]:
+        """Return {machine: sandbox workers} for a pool spread over machines: {} for this local one."""
+        return {}
 
     @property
     def pids(self) -> list[int]:

@@ -75,8 +75,3 @@ class Evaluation:
         if not self.ok:
             return -math.inf
         return sum(self.scores.values()) / len(self.scores)
-
-    @property
-    def signature(self) -> tuple[float, ...]:
-        """Per-input scores in input order: the islands' cluster key."""
-        return tuple(self.scores.values())

@@ -15,14 +15,12 @@ later (or come back) get an actor of their own within DISCOVER_S seconds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import pickle
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from evolve.distributed.connect import connect, disconnect
 from evolve.distributed.node import SandboxNode, evaluation_from_json
 from evolve.executor import ExecutorConfig
 from sandbox import Evaluation, FailureKind, IsolationConfig, Layers, Limits, SandboxError
+from sandbox.inputs import InputCache, InputSet
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ class _Item:
     future: Future[Evaluation]
     program: str
     entry: str
-    key: str  # of its inputs
+    inputs: InputSet  # its inputs' key, and their Ray object ref as `handle`
     limits: Limits
     lost: int = 0  # how many nodes died while running it
 
@@ -96,8 +95,7 @@ class RayPool:
         self._queue: deque[_Item] = deque()
         self._nodes: dict[str, _Node] = {}
         self._failed_nodes: dict[str, str] = {}  # node id -> why its actor could not start (not retried)
-        self._inputs: OrderedDict[int, tuple[Mapping[str, Any], str, Any]] = OrderedDict()  # id -> (mapping, key, ref)
-        self._refs_by_key: dict[str, Any] = {}
+        self._inputs = InputCache(attach=ray.put)  # each mapping in Ray's object store once
         self._closing = False
         try:
             self._discover()
@@ -124,13 +122,13 @@ class RayPool:
 
     def submit(self, program: str, entry: str, inputs: Mapping[str, Any], limits: Limits | None = None) -> Future[Evaluation]:
         """Queue `program` for a node's pool; the future ends in an Evaluation (or SandboxError: no node left)."""
-        key = self._inputs_key(inputs)
+        input_set = self._inputs.get(inputs)
         future: Future[Evaluation] = Future()
         future.set_running_or_notify_cancel()
         with self._lock:
             if self._closing:
                 raise SandboxError("the Ray pool is closed")
-            self._queue.append(_Item(future, program, entry, key, limits or self.limits))
+            self._queue.append(_Item(future, program, entry, input_set, limits or self.limits))
             self._lock.notify()
         return future
 
@@ -152,27 +150,6 @@ class RayPool:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
-
-    # -- inputs ------------------------------------------------------------------
-
-    def _inputs_key(self, inputs: Mapping[str, Any]) -> str:
-        """Put an inputs mapping in Ray's object store once (remembered by identity, as the local pool does)."""
-        with self._lock:
-            known = self._inputs.get(id(inputs))
-            if known is not None and known[0] is inputs:
-                self._inputs.move_to_end(id(inputs))
-                return known[1]
-        if not inputs or not all(isinstance(name, str) for name in inputs):
-            raise ValueError(f"inputs must be a non-empty mapping with str keys, got names {tuple(inputs)!r}")
-        plain = dict(inputs)
-        key = hashlib.blake2b(pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL), digest_size=16).hexdigest()
-        ref = ray.put(plain)
-        with self._lock:
-            self._inputs[id(inputs)] = (inputs, key, ref)
-            while len(self._inputs) > 16:
-                self._inputs.popitem(last=False)
-            self._refs_by_key = {k: r for _, k, r in self._inputs.values()}
-        return key
 
     # -- nodes -------------------------------------------------------------------
 
@@ -286,8 +263,8 @@ class RayPool:
             rounds = math.ceil(ahead / node.workers)
             slowest = max(item.limits.timeout_s for item in items) + REPLY_GRACE_S
             deadline = time.monotonic() + CALL_GRACE_S + rounds * slowest
-            payload = [(i.program, i.entry, i.key, _limits_json(i.limits)) for i in items]
-            boxed = {i.key: [self._refs_by_key[i.key]] for i in items}
+            payload = [(i.program, i.entry, i.inputs.key, _limits_json(i.limits)) for i in items]
+            boxed = {i.inputs.key: [i.inputs.handle] for i in items}
             ref = node.actor.run.remote(payload, boxed)
             node.in_flight[ref] = _Batch(items, deadline)
 
