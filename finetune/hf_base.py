@@ -107,9 +107,8 @@ def _build(gguf: Path, target: Path) -> None:
             raise HFBaseError(f"transformers cannot load {gguf.name}: {first}") from None
         # The GGUF quantizer object would be saved with the config and make every later load dequantize again.
         model.hf_quantizer = None
-        for attr in ("quantization_config",):
-            if hasattr(model.config, attr):
-                delattr(model.config, attr)
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / SOURCE_FILE).write_text(json.dumps(_source_record(gguf)))

@@ -34,6 +34,7 @@ import atexit
 import collections
 import concurrent.futures
 import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ from evolve.gguf_info import GGUFError, read_header
 
 log = logging.getLogger(__name__)
 
+INSTALL_HINT = "pip install -e '.[llamacpp]'"
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds evolve/
 _TAIL_LINES = 200  # stderr lines kept for messages and `stderr_tail`
 _LOG_PREFIX = re.compile(r"^\d+\.\d+\.\d+\.\d+ [DIWE] ")  # llama.cpp's "0.00.116.774 E " (time, level)
@@ -196,6 +198,8 @@ class LlamaServer:
             if self.running:
                 return self.start_seconds
             started = time.monotonic()
+            if importlib.util.find_spec("xllamacpp") is None:
+                raise LlamaServerError(f"the llama.cpp server needs xllamacpp: {INSTALL_HINT}")
             self._check_files()
             self._spawn()
             try:
