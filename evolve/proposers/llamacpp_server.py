@@ -23,7 +23,7 @@ Slots are requests in flight; llama.cpp splits the context evenly, so the
 total context is `slots * ctx_per_slot`, and `ctx_per_slot` must hold the
 longest prompt plus `max_tokens` (`ctx_per_slot_for`). A LoRA adapter can
 only be loaded at start: `restart(config.with_lora(...))` swaps it between
-batches (about two seconds for Gemma 3 270M on 2 cores). Requests may scale
+batches (0.8 s for Gemma 3 270M on 2 quiet cores, 1.5-2.5 s on loaded ones). Requests may scale
 a loaded adapter with ``"lora": [{"id": 0, "scale": s}]``; scale 0 is the
 base model, so a control arm can share the adapter arm's server.
 """
@@ -81,7 +81,7 @@ class LlamaServerConfig:
     alias: str = ""  # the model name the server answers to ("" : the file's stem)
     batch: int = 2048  # prompt tokens per decode call (n_batch)
     cache_ram_mib: int = 256  # llama.cpp's host-memory prompt cache (its default, 8 GiB, would compete with the sandbox)
-    warmup: bool = False  # run one empty decode at start (slower start, no faster afterwards on CPU)
+    warmup: bool = False  # run one empty decode at start (llama.cpp's default; a CPU run does not need it)
     start_timeout_s: float = 120.0  # the model must load and /health answer within this
     stop_grace_s: float = 2.0  # after SIGTERM, before SIGKILL
 
