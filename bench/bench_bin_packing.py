@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_bin_packing.py [--samples 2000] [--seeds 0 1 2] [--workers 2]
 
 Prints two tables, writes bench/results/<date>-<machine>-bin_packing.json and
-rewrites the README's benchmark section from it (`--from FILE` re-renders the
-README from an earlier results file without running anything):
+rewrites bench/RESULTS.md's benchmark section from it (`--from FILE` re-renders
+bench/RESULTS.md from an earlier results file without running anything):
 
 1. Simulator cost: one evaluation of best fit on each train and test split,
    median of repeats, measured in-process (the trusted simulator alone) and
@@ -31,7 +31,7 @@ from rich.table import Table
 from evolve import session
 from evolve.spec import load_spec
 from sandbox import Limits, SandboxPool
-from common import gp_run, replace_readme_section, time_evaluation
+from common import gp_run, replace_results_section, time_evaluation
 
 PROBLEMS = ("bin_packing_or", "bin_packing_weibull")
 RESULTS = Path(__file__).parent / "results"
@@ -73,7 +73,7 @@ def search(samples: int, seeds: list[int], workers: int) -> dict:
 
 
 def markdown(results: dict) -> str:
-    """Render a results file as the README's benchmark tables."""
+    """Render a results file as bench/RESULTS.md's benchmark tables."""
     lines = [
         f"Latest: {results['date']} on {results['machine']} (Python {results['python']}).",
         "",
@@ -103,8 +103,8 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results: dict) -> None:
-    replace_readme_section("bench", markdown(results))
+def update_results_page(results: dict) -> None:
+    replace_results_section("bench", markdown(results))
 
 
 def main() -> None:
@@ -113,10 +113,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--from", dest="from_file", type=Path, help="re-render the README from this results file")
+    parser.add_argument("--from", dest="from_file", type=Path, help="re-render bench/RESULTS.md from this results file")
     args = parser.parse_args()
     if args.from_file:
-        update_readme(json.loads(args.from_file.read_text()))
+        update_results_page(json.loads(args.from_file.read_text()))
         return
 
     cost = simulator_cost(args.repeats)
@@ -149,8 +149,8 @@ def main() -> None:
         "simulator_cost": cost, "search": found,
     }
     out.write_text(json.dumps(results, indent=2) + "\n")
-    update_readme(results)
-    console.print(f"wrote {out} and the README's benchmark section")
+    update_results_page(results)
+    console.print(f"wrote {out} and bench/RESULTS.md's benchmark section")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ its time is split: the child's whole wall time (interpreter, imports, data,
 training, saving) and the training steps alone. The model is the tests'
 tiny GPT-2 (2 layers, 32 wide), so the figures show the round's fixed costs
 on this machine, not what a real model costs on a GPU. Results go to
-bench/results/2026-11-22-2cpu-x86_64-finetune.json and the README's
+bench/results/2026-11-22-2cpu-x86_64-finetune.json and bench/RESULTS.md's
 `finetune` section.
 """
 
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import replace_readme_section
+from common import replace_results_section
 
 from evolve import session
 from evolve.archive import Archive
@@ -81,7 +81,7 @@ def main() -> None:
         f"| {meta['base_loss']:.3f} (base) -> {meta['adapter_loss']:.3f} |"
     )
     print(table)
-    replace_readme_section("finetune", table)
+    replace_results_section("finetune", table)
 
 
 if __name__ == "__main__":

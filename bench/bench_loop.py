@@ -19,7 +19,7 @@ machine may be shared. The difference per candidate is the loop's overhead
 with other load on the machine, the wall figure does.
 The loop's stages are timed in its own thread (the share of its wall time
 each takes; waiting for the sandbox is one of them). Prints a table, writes
-bench/results/<date>-<machine>-loop.json and rewrites the README's loop
+bench/results/<date>-<machine>-loop.json and rewrites bench/RESULTS.md's loop
 benchmark section (`--from FILE` re-renders it without running).
 """
 
@@ -53,7 +53,7 @@ from evolve.spec import load_spec
 from islands import ProgramsDatabase
 from sandbox import Limits, SandboxPool
 
-from common import TRIVIAL_SPEC, replace_readme_section
+from common import TRIVIAL_SPEC, replace_results_section
 
 RESULTS = Path(__file__).parent / "results"
 console = Console()
@@ -191,7 +191,7 @@ def measure(count: int, workers: int, prompts: int, samples: int, repeats: int) 
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """Render a results file as the README's loop benchmark tables."""
+    """Render a results file as bench/RESULTS.md's loop benchmark tables."""
     r = results["loop"]
     lines = [
         f"Latest: {results['date']} on {results['machine']} (Python {results['python']}); {r['candidates']} candidates, "
@@ -218,8 +218,8 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results: dict) -> None:
-    replace_readme_section("bench-loop", markdown(results))
+def update_results_page(results: dict) -> None:
+    replace_results_section("bench-loop", markdown(results))
 
 
 def main() -> None:
@@ -228,10 +228,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", default="8x4", help="prompts per batch x samples per prompt")
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; the medians are kept")
-    parser.add_argument("--from", dest="from_file", type=Path, help="re-render the README from this results file")
+    parser.add_argument("--from", dest="from_file", type=Path, help="re-render bench/RESULTS.md from this results file")
     args = parser.parse_args()
     if args.from_file:
-        update_readme(json.loads(args.from_file.read_text()))
+        update_results_page(json.loads(args.from_file.read_text()))
         return
     prompts, samples = (int(x) for x in args.batch.split("x"))
     r = measure(args.candidates, args.workers, prompts, samples, args.repeats)
@@ -261,8 +261,8 @@ def main() -> None:
         "load_average": os.getloadavg()[0], "loop": r,  # other work on the machine inflates the wall times
     }
     out.write_text(json.dumps(results, indent=2) + "\n")
-    update_readme(results)
-    console.print(f"wrote {out} and the README's loop benchmark section")
+    update_results_page(results)
+    console.print(f"wrote {out} and bench/RESULTS.md's loop benchmark section")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_problems.py [--samples 500] [--seeds 0 1 2] [--workers 2] [--problems cap_set ...]
 
 Prints three tables, writes bench/results/<date>-<machine>-problems.json and
-rewrites the README's problem-benchmark section from it (`--from FILE`
-re-renders the README from an earlier results file without running anything):
+rewrites bench/RESULTS.md's problem-benchmark section from it (`--from FILE`
+re-renders it from an earlier results file without running anything):
 
 1. Cost: one evaluation of the seed on the train split, median of repeats,
    in-process (the spec's own code) and through the sandbox (what the loop pays).
@@ -32,11 +32,11 @@ from rich.table import Table
 from evolve import session
 from evolve.spec import Spec, load_spec
 from sandbox import Limits, SandboxPool
-from common import gp_run, replace_readme_section, time_evaluation
+from common import gp_run, replace_results_section, time_evaluation
 
 PROBLEMS = ("cap_set", "circle_packing", "oscillator1", "oscillator2", "bactgrow", "stressstrain", "pendulum")
 RESULTS = Path(__file__).parent / "results"
-README_MARKER = "bench-problems"  # the README's table sits between <!-- bench-problems:start/end -->
+PAGE_MARKER = "bench-problems"  # bench/RESULTS.md's table sits between <!-- bench-problems:start/end -->
 console = Console()
 
 
@@ -74,7 +74,7 @@ def _fmt(value: Any) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """Render a results file as the README's tables."""
+    """Render a results file as bench/RESULTS.md's tables."""
     lines = [
         f"Latest: {results['date']} on {results['machine']} (Python {results['python']}); "
         f"GP default: {results['samples']} samples per run, seeds {', '.join(map(str, results['seeds']))}.",
@@ -98,9 +98,9 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results: dict[str, Any]) -> None:
-    if not replace_readme_section(README_MARKER, markdown(results)):
-        console.print(f"README has no {README_MARKER} markers; not updated")
+def update_results_page(results: dict[str, Any]) -> None:
+    if not replace_results_section(PAGE_MARKER, markdown(results)):
+        console.print(f"bench/RESULTS.md has no {PAGE_MARKER} markers; not updated")
 
 
 def main() -> None:
@@ -110,10 +110,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
-    parser.add_argument("--from", dest="from_file", type=Path, help="re-render the README from this results file")
+    parser.add_argument("--from", dest="from_file", type=Path, help="re-render bench/RESULTS.md from this results file")
     args = parser.parse_args()
     if args.from_file:
-        update_readme(json.loads(args.from_file.read_text()))
+        update_results_page(json.loads(args.from_file.read_text()))
         return
 
     machine = f"{os.cpu_count()}cpu-{platform.machine()}"
@@ -142,8 +142,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y-%m-%d')}-{machine}-problems.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
-    update_readme(results)
-    console.print(f"wrote {out} and the README's problem-benchmark section")
+    update_results_page(results)
+    console.print(f"wrote {out} and bench/RESULTS.md's problem-benchmark section")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ per sandbox worker) and with batches of 16. Each measurement alternates with
 its local twin `--repeats` times; medians are kept (the machine is shared).
 "CPU ms/eval here" is this process's CPU time (the driver, with Ray's own
 threads in it; the workers are other processes). Prints a table, writes
-bench/results/<date>-<machine>-ray.json and the README's `bench-ray` section
+bench/results/<date>-<machine>-ray.json and bench/RESULTS.md's `bench-ray` section
 (`--from FILE` re-renders it without running).
 """
 
@@ -51,7 +51,7 @@ from evolve.executor import ExecutorConfig
 from evolve.spec import load_spec
 from sandbox import IsolationConfig, Limits, SandboxPool
 
-from common import TRIVIAL_SPEC, replace_readme_section
+from common import TRIVIAL_SPEC, replace_results_section
 
 RESULTS = Path(__file__).parent / "results"
 console = Console()
@@ -133,7 +133,7 @@ def measure(workers: int, repeats: int, cheap_count: int, expensive_count: int, 
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """Render a results file as the README's Ray benchmark table."""
+    """Render a results file as bench/RESULTS.md's Ray benchmark table."""
     r = results["ray"]
     rows, counts = r["rows"], r["counts"]
     lines = [
@@ -173,10 +173,10 @@ def main() -> None:
     parser.add_argument("--cheap", type=int, default=600, help="evaluations of the cheap program per measurement")
     parser.add_argument("--expensive", type=int, default=24, help="evaluations of the expensive program per measurement")
     parser.add_argument("--loop-samples", type=int, default=600)
-    parser.add_argument("--from", dest="from_file", type=Path, help="re-render the README section from a results file")
+    parser.add_argument("--from", dest="from_file", type=Path, help="re-render the bench/RESULTS.md section from a results file")
     args = parser.parse_args()
     if args.from_file:
-        replace_readme_section("bench-ray", markdown(json.loads(args.from_file.read_text())))
+        replace_results_section("bench-ray", markdown(json.loads(args.from_file.read_text())))
         return
     logging.basicConfig(level=logging.WARNING)
     load_before = os.getloadavg()[0]
@@ -206,8 +206,8 @@ def main() -> None:
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     os.replace(tmp, out)
     console.print(f"wrote {out}")
-    if not replace_readme_section("bench-ray", markdown(results)):
-        console.print("README has no bench-ray markers: section not updated", style="yellow")
+    if not replace_results_section("bench-ray", markdown(results)):
+        console.print("bench/RESULTS.md has no bench-ray markers: section not updated", style="yellow")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ Side by side, in one run, for a trivial program (`evaluate(x) = x`):
    the CPU figure is not).
 
 Prints the tables, writes bench/results/<date>-<machine>-sandbox.json and
-rewrites the README's sandbox benchmark section (`--from FILE` re-renders
+rewrites bench/RESULTS.md's sandbox benchmark section (`--from FILE` re-renders
 it from an earlier results file).
 """
 
@@ -39,7 +39,7 @@ from typing import Any
 import numpy  # noqa: F401  # (b) forks from a parent that has numpy loaded, as the loop has
 
 from sandbox import Limits, SandboxPool
-from common import replace_readme_section
+from common import replace_results_section
 
 RESULTS = Path(__file__).parent / "results"
 PROGRAM = "def evaluate(x):\n    return x\n"
@@ -138,7 +138,7 @@ def throughput(workers: int, count: int) -> dict[str, float]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """Render a results file as the README's sandbox benchmark tables."""
+    """Render a results file as bench/RESULTS.md's sandbox benchmark tables."""
     lat, tp, cpu, cores = (results[k] for k in ("latency_ms", "throughput", "cpu_ms_per_evaluation", "cores_busy"))
     lines = [
         f"Latest: {results['date']} on {results['machine']} (Python {results['python']}), load average "
@@ -163,8 +163,8 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results: dict) -> None:
-    replace_readme_section("bench-sandbox", markdown(results))
+def update_results_page(results: dict) -> None:
+    replace_results_section("bench-sandbox", markdown(results))
 
 
 def main() -> None:
@@ -172,13 +172,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=300, help="evaluations timed for (b) and (c)")
     parser.add_argument("--fresh-repeats", type=int, default=30, help="evaluations timed for (a), the slow one")
     parser.add_argument("--throughput", type=int, default=2000, help="evaluations queued per throughput figure")
-    parser.add_argument("--from", dest="from_file", type=Path, help="re-render the README from this results file")
+    parser.add_argument("--from", dest="from_file", type=Path, help="re-render bench/RESULTS.md from this results file")
     args = parser.parse_args()
     from rich.console import Console
 
     console = Console()
     if args.from_file:
-        update_readme(json.loads(args.from_file.read_text()))
+        update_results_page(json.loads(args.from_file.read_text()))
         return
     sandbox_times, layers = sandbox_latency(args.repeats)
     latency = {
@@ -201,8 +201,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y-%m-%d')}-{machine}-sandbox.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
-    update_readme(results)
-    console.print(f"wrote {out} and the README's sandbox benchmark section")
+    update_results_page(results)
+    console.print(f"wrote {out} and bench/RESULTS.md's sandbox benchmark section")
 
 
 if __name__ == "__main__":

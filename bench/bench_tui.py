@@ -17,7 +17,7 @@ then measures, headless at 160x50:
   table it replaced.
 
 Targets: first paint under 1 s, refresh under 200 ms. Prints a table, writes
-bench/results/<date>-<machine>-tui.json and rewrites the README's TUI table
+bench/results/<date>-<machine>-tui.json and rewrites bench/RESULTS.md's TUI table
 (`--from FILE` re-renders it from an earlier results file).
 """
 
@@ -47,8 +47,9 @@ from tui.reader import ArchiveReader
 from tui.synthetic import build
 from tui.testing import settle
 
+from common import replace_results_section
+
 RESULTS = Path(__file__).parent / "results"
-README = Path(__file__).resolve().parent.parent / "README.md"
 SIZE = (160, 50)
 BATCH = 16
 TARGETS = {"first_paint_s": 1.0, "refresh_s": 0.2}
@@ -186,15 +187,9 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results: dict[str, Any]) -> None:
-    text = README.read_text()
-    start, end = "<!-- bench-tui:start -->", "<!-- bench-tui:end -->"
-    if start not in text:
-        console.print("[yellow]the README has no TUI benchmark markers; left as it is[/]")
-        return
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{markdown(results)}\n{end}{tail}")
+def update_results_page(results: dict[str, Any]) -> None:
+    if not replace_results_section("bench-tui", markdown(results)):
+        console.print("[yellow]bench/RESULTS.md has no TUI benchmark markers; left as it is[/]")
 
 
 def main() -> None:
@@ -203,10 +198,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--db", type=Path, default=Path("/tmp/evoloop-bench-tui.db"))
     parser.add_argument("--reuse", action="store_true", help="keep an existing --db of the same size")
-    parser.add_argument("--from", dest="from_file", type=Path, help="re-render the README from this results file")
+    parser.add_argument("--from", dest="from_file", type=Path, help="re-render bench/RESULTS.md from this results file")
     args = parser.parse_args()
     if args.from_file:
-        update_readme(json.loads(args.from_file.read_text()))
+        update_results_page(json.loads(args.from_file.read_text()))
         return
 
     if not (args.reuse and args.db.exists()):
@@ -236,8 +231,8 @@ def main() -> None:
         "met": {k: measured[k] < v for k, v in TARGETS.items()},
     }
     out.write_text(json.dumps(results, indent=2) + "\n")
-    update_readme(results)
-    console.print(f"wrote {out} and the README's TUI benchmark table")
+    update_results_page(results)
+    console.print(f"wrote {out} and bench/RESULTS.md's TUI benchmark table")
 
 
 def describe(db: Path) -> dict[str, Any]:

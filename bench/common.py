@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: where results go and how README tables are replaced.
+"""What the benchmark scripts share: where results go and how the tables of bench/RESULTS.md are replaced.
 
 The scripts run as `python bench/<name>.py`, so this folder is on their path.
 """
@@ -17,24 +17,28 @@ from evolve.loop import Stats
 from evolve.spec import Spec
 from sandbox import SandboxPool
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+RESULTS_PAGE = Path(__file__).resolve().parent / "RESULTS.md"  # the generated tables; the README links it
 
 
-def replace_readme_section(marker: str, markdown: str, readme: Path = README) -> bool:
-    """Put `markdown` between `<!-- MARKER:start -->` and `<!-- MARKER:end -->` in the README.
+def replace_results_section(marker: str, markdown: str, page: Path = RESULTS_PAGE) -> bool:
+    """Put `markdown` between `<!-- MARKER:start -->` and `<!-- MARKER:end -->` in bench/RESULTS.md.
 
-    Returns False, changing nothing, when the README lacks the markers.
+    Returns False, changing nothing, when the page lacks the markers.
     """
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    text = readme.read_text()
+    text = page.read_text()
     if start not in text or end not in text:
         return False
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    tmp = readme.with_name(readme.name + ".tmp")  # atomic: a crash leaves the old README whole
+    tmp = page.with_name(page.name + ".tmp")  # atomic: a crash leaves the old page whole
     tmp.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
-    os.replace(tmp, readme)
+    os.replace(tmp, page)
     return True
+
+
+# The name the scripts used while these tables lived in the README; bench_ibp.py still imports it.
+replace_readme_section = replace_results_section
 
 
 def time_evaluation(spec: Spec, function: str, split: str, pool: SandboxPool, repeats: int) -> dict[str, float]:

@@ -45,7 +45,7 @@ from evolve.spec import load_spec
 from islands import ProgramsDatabase
 from sandbox.procs import command_line, descendants
 
-from common import replace_readme_section
+from common import replace_results_section
 
 RESULTS = Path(__file__).parent / "results"
 SPEC = '''
@@ -277,7 +277,7 @@ def memory_is_flat(result: dict[str, Any]) -> bool:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """Render a soak result as the README's soak tables."""
+    """Render a soak result as bench/RESULTS.md's soak tables."""
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result["kinds"].items()))
     heap = result.get("heap_second_half_mib")
     return "\n".join([
@@ -301,8 +301,8 @@ def markdown(result: dict[str, Any]) -> str:
     ])
 
 
-def update_readme(result: dict) -> None:
-    replace_readme_section("soak", markdown(result))
+def update_results_page(result: dict) -> None:
+    replace_results_section("soak", markdown(result))
 
 
 def main() -> None:
@@ -342,8 +342,8 @@ def main() -> None:
     out = RESULTS / f"{time.strftime('%Y-%m-%d')}-{machine}-soak.json"
     result.update(date=time.strftime("%Y-%m-%d %H:%M:%S"), machine=machine, python=sys.version.split()[0])
     out.write_text(json.dumps(result, indent=2) + "\n")
-    if args.evaluations >= 10_000:  # the README shows the full soak only
-        update_readme(result)
+    if args.evaluations >= 10_000:  # bench/RESULTS.md shows the full soak only
+        update_results_page(result)
     Console().print(f"wrote {out}")
     ok = (result["wrong_kind"] == 0 and not result["leftover_processes"] and result["evaluations"] == args.evaluations
           and memory_is_flat(result))

@@ -9,7 +9,7 @@ sample budget; afterwards the archive gives the best program found by each
 checkpoint budget, and each of those is scored on the train and test splits.
 Everything goes into `bench/results/<date>-<machine>.json` (written after every
 run, so a crash keeps what was measured); the markdown tables, the PNG curves
-and the README's Results section are rendered from that file alone
+and the search-quality section of bench/RESULTS.md are rendered from that file alone
 (`suite_report.py`), which is what `--from` does.
 """
 
@@ -283,9 +283,9 @@ def main() -> None:
                         help="proposers to compare (default gp); language models need --model and, for vllm, a GPU")
     parser.add_argument("--model", help="the model for language-model proposers (a local directory or served name)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results/<date>-<machine>.json)")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's Results section")
+    parser.add_argument("--no-page", action="store_true", help="do not rewrite the search-quality section of bench/RESULTS.md")
     parser.add_argument("--from", dest="from_file", type=Path,
-                        help="re-render the tables, plots and README section from this results file; run nothing")
+                        help="re-render the tables, plots and bench/RESULTS.md section from this results file; run nothing")
     args = parser.parse_args()
     if args.from_file:
         if not args.from_file.is_file():
@@ -298,7 +298,7 @@ def main() -> None:
         out = args.out or RESULTS / f"{time.strftime('%Y-%m-%d')}-{machine()}.json"
         console.print(f"{len(entries)} entries x {len(args.seeds)} seeds, writing {out}")
         results = run_suite(entries, args.seeds, args.workers, out, args.model)
-    written = suite_report.render(results, out, readme=None if args.no_readme else suite_report.README)
+    written = suite_report.render(results, out, page=None if args.no_page else suite_report.RESULTS_PAGE)
     console.print(suite_report.markdown(results), soft_wrap=True, markup=False, highlight=False)
     console.print("wrote " + ", ".join(str(p) for p in [out, *written]))
 

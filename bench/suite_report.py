@@ -1,4 +1,4 @@
-"""Render a benchmark-suite results file: markdown tables, PNG curves, the README's Results section.
+"""Render a benchmark-suite results file: markdown tables, PNG curves, the search-quality section of bench/RESULTS.md.
 
     .venv/bin/python bench/suite.py --from bench/results/<date>-<machine>.json
 
@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import README, replace_readme_section
+from common import RESULTS_PAGE, replace_results_section
 
-MARKER = "results"  # the README's section sits between <!-- results:start --> and <!-- results:end -->
+REPO = Path(__file__).resolve().parent.parent  # commands are run from here
+MARKER = "results"  # bench/RESULTS.md's section sits between <!-- results:start --> and <!-- results:end -->
 DEFAULT = "default"
 Row = Mapping[str, Any]
 
@@ -285,8 +286,8 @@ def plot_ablations(results: Row, problem: str, path: Path) -> Path:
 # -- everything ------------------------------------------------------------------------------------
 
 
-def render(results: Row, out: Path, readme: Path | None = README) -> list[Path]:
-    """Write `<out stem>.md` and the PNGs next to the results file; rewrite the README section if asked."""
+def render(results: Row, out: Path, page: Path | None = RESULTS_PAGE) -> list[Path]:
+    """Write `<out stem>.md` and the PNGs next to the results file; rewrite the section of `page` if asked."""
     stem = out.with_suffix("")
     written = []
     problems = [p for p in results["views"] if runs_of(results, p)]
@@ -299,12 +300,12 @@ def render(results: Row, out: Path, readme: Path | None = README) -> list[Path]:
     md = Path(f"{stem}.md")
     md.write_text(markdown(results, shown.name if shown else None) + "\n")
     written.append(md)
-    if readme is not None:
-        rel = _relative(shown, readme.parent) if shown else None
-        section = markdown(results, rel) + "\n\n" + reproduce(out, readme.parent)
-        if not replace_readme_section(MARKER, section, readme):
-            raise SystemExit(f"{readme} has no <!-- {MARKER}:start --> / <!-- {MARKER}:end --> markers")
-        written.append(readme)
+    if page is not None:
+        rel = _relative(shown, page.parent) if shown else None  # image links are relative to the page
+        section = markdown(results, rel) + "\n\n" + reproduce(out)
+        if not replace_results_section(MARKER, section, page):
+            raise SystemExit(f"{page} has no <!-- {MARKER}:start --> / <!-- {MARKER}:end --> markers")
+        written.append(page)
     return written
 
 
@@ -315,7 +316,8 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def reproduce(out: Path, root: Path) -> str:
+def reproduce(out: Path) -> str:
+    """The line under the tables: the commands that make them (paths from the repository's root)."""
     return ("Reproduce: `make bench` (installs the `bench` extra: matplotlib) runs the suite and rewrites this "
-            f"section; `.venv/bin/python bench/suite.py --from {_relative(out, root)}` re-renders the tables, "
+            f"section; `.venv/bin/python bench/suite.py --from {_relative(out, REPO)}` re-renders the tables, "
             "the plots and this section from the results file without running anything.")

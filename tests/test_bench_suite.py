@@ -147,19 +147,19 @@ def test_tables_come_from_the_results_file(crafted: dict[str, Any], tmp_path: Pa
     assert _row(suite_report.markdown(changed), "GP, seed 0")[2] == "1.25"
 
 
-def test_render_writes_plots_table_and_readme_section(crafted: dict[str, Any], tmp_path: Path) -> None:
+def test_render_writes_plots_table_and_results_page_section(crafted: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "2026-01-02-7cpu-test.json"
     out.write_text(json.dumps(crafted))
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- results:start -->\nold table\n<!-- results:end -->\nrest\n")
-    written = suite_report.render(crafted, out, readme)
+    page = tmp_path / "RESULTS.md"
+    page.write_text("intro\n<!-- results:start -->\nold table\n<!-- results:end -->\nrest\n")
+    written = suite_report.render(crafted, out, page)
     names = {p.name for p in written}
     assert {"2026-01-02-7cpu-test-bin_packing_or.png", "2026-01-02-7cpu-test-cap_set.png",
-            "2026-01-02-7cpu-test-bin_packing_or-ablations.png", "2026-01-02-7cpu-test.md", "README.md"} == names
+            "2026-01-02-7cpu-test-bin_packing_or-ablations.png", "2026-01-02-7cpu-test.md", "RESULTS.md"} == names
     for path in written:
         if path.suffix == ".png":
             assert path.read_bytes()[:8] == PNG and path.stat().st_size > 10_000
-    text = readme.read_text()
+    text = page.read_text()
     assert text.startswith("intro\n<!-- results:start -->\n") and text.endswith("<!-- results:end -->\nrest\n")
     assert "old table" not in text and "| GP, seed 0 | 4.87 |" in text
     assert "![best so far vs samples, bin_packing_or](2026-01-02-7cpu-test-bin_packing_or.png)" in text
@@ -169,7 +169,7 @@ def test_render_writes_plots_table_and_readme_section(crafted: dict[str, Any], t
 def test_from_re_renders_without_running(crafted: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     out.write_text(json.dumps(crafted))
-    proc = subprocess.run([sys.executable, str(BENCH / "suite.py"), "--from", str(out), "--no-readme"],
+    proc = subprocess.run([sys.executable, str(BENCH / "suite.py"), "--from", str(out), "--no-page"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"\| GP, seed 1 \| 5\.07 \|", (tmp_path / "r.md").read_text())
@@ -189,3 +189,20 @@ def test_language_model_proposers_join_only_where_they_can_run() -> None:
     assert {e.proposer for e in entries if e.variant != "default"} == {"gp"}  # ablations are of the GP default
     config = suite.run_config(entries[1], 1, 2, "/models/x")
     assert str(config.proposer) == "transformers" and config.transformers.model == "/models/x"
+
+
+def test_every_benchmark_writes_its_block_into_the_results_page() -> None:
+    """Each script's block sits in bench/RESULTS.md (the README only links it), bench_ibp.py's included."""
+    import common
+
+    assert common.RESULTS_PAGE == BENCH / "RESULTS.md"
+    assert common.replace_readme_section is common.replace_results_section  # the name bench_ibp.py imports
+    sources = "\n".join(p.read_text() for p in sorted(BENCH.glob("*.py")))
+    markers = set(re.findall(r'(?:replace_(?:results|readme)_section\(|_MARKER = )"([\w-]+)"', sources))
+    markers.add(suite_report.MARKER)
+    assert {"results", "bench", "bench-ibp", "bench-tui", "soak"} <= markers
+    page = common.RESULTS_PAGE.read_text()
+    readme = (BENCH.parent / "README.md").read_text()
+    for marker in sorted(markers):
+        assert f"<!-- {marker}:start -->" in page and f"<!-- {marker}:end -->" in page, marker
+        assert f"<!-- {marker}:start -->" not in readme, f"README.md still holds the {marker} block"
