@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from conftest import evolve, evolve_json
 from evolve.errors import ConfigError
 from evolve.prompt import build_prompt
-from evolve.proposers.base import ProposerError
+from evolve.proposers.base import ProposerError, ProposerInterrupted
 from evolve.proposers.lm import OpenAIConfig, SamplingConfig
 from evolve.proposers.arms import LMProposer
 from evolve.proposers.openai_api import openai_proposer
@@ -150,19 +152,79 @@ def test_a_long_retry_after_is_capped() -> None:
     import httpx
 
     from evolve.proposers.openai_api import MAX_RETRY_AFTER_S, _retry_after
+    from evolve.proposers.streaming import Reply
 
-    assert _retry_after(httpx.Response(429, headers={"retry-after": "3"}), 1.0) == 3.0
-    assert _retry_after(httpx.Response(429, headers={"retry-after": "86400"}), 1.0) == MAX_RETRY_AFTER_S  # not a day
-    assert _retry_after(httpx.Response(503, headers={"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}), 1.5) == 1.5
-    assert _retry_after(httpx.Response(429), 2.0) == 2.0
+    def reply(status: int, **headers: str) -> Reply:
+        return Reply(status, {}, "", httpx.Headers(headers))
+
+    assert _retry_after(reply(429, **{"retry-after": "3"}), 1.0) == 3.0
+    assert _retry_after(reply(429, **{"retry-after": "86400"}), 1.0) == MAX_RETRY_AFTER_S  # not a day
+    assert _retry_after(reply(503, **{"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}), 1.5) == 1.5
+    assert _retry_after(reply(429), 2.0) == 2.0
 
 
-def test_closing_a_mix_closes_its_http_client() -> None:
+def test_closing_a_mix_closes_its_http_client_and_event_loop() -> None:
     from evolve.proposers.mixed import MixedProposer
 
     with fake_openai() as server:
         api = proposer(server.url)
         api.propose(PROMPTS[:1], 1)
-        client = api.backend.client
+        client, runner = api.backend._client, api.backend._runner
+        assert client is not None and runner is not None
         MixedProposer([(api, 1.0)], seed=0).close()
-        assert client.is_closed and api.backend._client is None
+        assert client.is_closed and api.backend._client is None and not runner._thread.is_alive()
+
+
+def test_a_server_that_refuses_n_gets_single_requests_from_then_on() -> None:
+    with fake_openai(max_n=1) as server:
+        p = proposer(server.url)
+        first = texts(p.propose(PROMPTS[:2], 3))
+        notes = p.notices()
+        second = texts(p.propose(PROMPTS[:1], 3))
+    assert [len(t) for t in first + second] == [3, 3, 3] and all(all(t) for t in first + second)
+    refused = [r for r in server.requests if r["n"] > 1]
+    assert len(refused) == 2  # once per prompt of the first batch, never again
+    assert all(r["n"] == 1 for r in server.requests[len(refused):] if r not in refused)
+    assert [r["n"] for r in server.requests[-3:]] == [1, 1, 1]
+    assert len({r["seed"] for r in server.requests if r["n"] == 1}) == 9  # each single request its own seed
+    assert notes and "refuses n > 1" in notes[0] and p.notices() == []
+
+
+def test_a_prompt_beyond_the_context_names_its_tokens_and_the_limit() -> None:
+    too_long = {"error": {"code": 400, "message": "request (3002 tokens) exceeds the available context size (1024 tokens)",
+                          "type": "exceed_context_size_error", "n_prompt_tokens": 3002, "n_ctx": 1024}}
+    with fake_openai(fail_next=[(400, too_long)]) as server:
+        with pytest.raises(ProposerError, match="the prompt has 3002 tokens and the server's context per request is 1024"):
+            proposer(server.url).propose(PROMPTS[:1], 1)
+
+
+@pytest.mark.parametrize("mode", ["hang", "stall_mid", "close_mid"])
+def test_a_stalled_server_is_noticed_well_before_the_timeout_and_retried(mode: str) -> None:
+    with fake_openai(**{mode: True}, misbehave=1) as server:
+        p = proposer(server.url, stall_s=1.0, timeout_s=300.0)
+        started = time.monotonic()
+        out = texts(p.propose(PROMPTS[:1], 2))
+        took = time.monotonic() - started
+        notes = p.notices()
+        p.close()
+    assert len(out[0]) == 2 and all(out[0])
+    assert took < 15, took  # a stall costs about stall_s (+ the health probe), not timeout_s
+    assert len(notes) == 1 and "retrying" in notes[0], notes
+    assert len([r for r in server.requests if r["path"].endswith("/completions")]) == 2
+
+
+def test_interrupt_ends_a_hung_batch_at_once_and_leaves_no_thread() -> None:
+    before = set(threading.enumerate())
+    with fake_openai(hang=True) as server:
+        p = proposer(server.url, stall_s=60.0, timeout_s=300.0)
+        timer = threading.Timer(1.0, p.interrupt)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(ProposerInterrupted):
+            p.propose(PROMPTS[:3], 2)
+        assert time.monotonic() - started < 5
+        p.close()
+        timer.join()
+        # the event loop's thread is gone (threads of earlier tests' proposers do not count)
+        assert not [t for t in set(threading.enumerate()) - before if t.name == "http-stream"]
+        assert len(server.requests) == 3  # the requests were in flight when it was interrupted

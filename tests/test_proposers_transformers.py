@@ -43,6 +43,24 @@ def test_batched_samples_are_whole_candidates_and_reproducible(model_dir: Path, 
     assert [p.texts for p in transformers_proposer(config, SAMPLING, seed=4).propose(prompts, 2)] != out
 
 
+def test_interrupt_ends_generation_within_a_decoding_step(model_dir: Path, prompts: list) -> None:
+    import threading
+    import time
+
+    from evolve.proposers.base import ProposerInterrupted
+
+    long = SamplingConfig(max_tokens=1200, stop=())  # seconds of decoding: the interrupt comes first
+    p = transformers_proposer(TransformersConfig(model=str(model_dir)), long, seed=3)
+    p.backend._load()  # the model loaded before the clock starts
+    timer = threading.Timer(0.3, p.interrupt)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(ProposerInterrupted):
+        p.propose(prompts, 2)
+    assert time.monotonic() - started < 5
+    timer.join()
+
+
 def test_a_peft_adapter_is_loaded_on_top(model_dir: Path, prompts: list, tmp_path: Path) -> None:
     adapter = tiny_adapter(model_dir, tmp_path / "adapter")
     plain = transformers_proposer(TransformersConfig(model=str(model_dir)), SAMPLING, seed=3)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -22,13 +24,14 @@ import ray
 
 from evolve.config import RunConfig
 from evolve.errors import ConfigError
-from evolve.proposers.base import AdapterUser, Prompt, Proposal, ProposerError
+from evolve.proposers.base import AdapterUser, Prompt, Proposal, ProposerError, ProposerInterrupted
 from evolve.proposers.build import lm_proposer
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_TIMEOUT_S = 600.0  # for a node with the GPUs asked for to take the actor
 CALL_TIMEOUT_S = 3600.0  # one batch, the first one loading the model included
+WAIT_POLL_S = 0.25  # how often a waiting propose() looks for an interrupt
 
 
 class ProposerActor:
@@ -73,6 +76,7 @@ class RemoteProposer:
         self.generated_tokens = 0  # over every actor's life, restarts included
         self._config, self._api_key = config, api_key
         self._actors: list[Any] = []
+        self._interrupted = threading.Event()
         self._tokens_seen: dict[int, tuple[str, int]] = {}  # replica -> (actor instance, its own count) at its last answer
 
     def _started(self) -> list[Any]:
@@ -105,8 +109,11 @@ class RemoteProposer:
         actors = self._started()
         parts = _split(list(prompts), len(actors))
         calls = [(i, actors[i].propose.remote(part, n)) for i, part in enumerate(parts) if part]
+        refs = [ref for _, ref in calls]
+        self._interrupted.clear()
         try:
-            answers = ray.get([ref for _, ref in calls], timeout=CALL_TIMEOUT_S)
+            self._wait(refs)
+            answers = ray.get(refs, timeout=CALL_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
             raise ProposerError(f"the {self.name} proposer did not answer in {CALL_TIMEOUT_S:g}s") from None
         except ray.exceptions.RayTaskError as exc:  # the proposer itself raised: its own error, one line
@@ -121,6 +128,23 @@ class RemoteProposer:
             self._tokens_seen[replica] = (instance, tokens)
             out.extend(answered)
         return out
+
+    def _wait(self, refs: list[Any]) -> None:
+        """Wait for every call, looking for an interrupt between polls; an interrupt cancels them all."""
+        deadline = time.monotonic() + CALL_TIMEOUT_S
+        pending = list(refs)
+        while pending and time.monotonic() < deadline:
+            if self._interrupted.is_set():
+                for ref in refs:
+                    ray.cancel(ref, force=False)  # the actor's task raises; the actor itself lives on
+                raise ProposerInterrupted("the batch was abandoned")
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=WAIT_POLL_S)
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
+
+    def notices(self) -> list[str]:
+        return []
 
     def use_adapter(self, path: str, control_share: float = 0.0) -> None:
         """Switch every replica to the adapter at `path` (a directory their nodes can read: shared storage)."""

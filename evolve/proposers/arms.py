@@ -50,6 +50,14 @@ class Backend(Protocol):
         """Make the adapter at `path` the one `generate(..., adapter=True)` samples from (ProposerError if it cannot)."""
         ...
 
+    def interrupt(self) -> None:
+        """Make the `generate` in progress raise ProposerInterrupted soon (from another thread)."""
+        ...
+
+    def notices(self) -> list[str]:
+        """Return and forget what was handled since the last call (a stall retried, a fallback taken)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -97,6 +105,12 @@ class LMProposer:
 
     def adapter_users(self) -> Sequence[AdapterUser]:
         return (self,)
+
+    def interrupt(self) -> None:
+        self.backend.interrupt()
+
+    def notices(self) -> list[str]:
+        return self.backend.notices()
 
     def close(self) -> None:
         self.backend.close()

@@ -4,6 +4,7 @@
     proposer.generated_tokens                      # 0 for a proposer without a model
     for user in proposer.adapter_users():          # the parts that sample from LoRA adapters
         user.use_adapter(path, control_share=0.1)
+    proposer.interrupt()                           # Ctrl-C: the propose in progress ends now
     proposer.close()                               # connections, servers, engines
 
 What a proposer can do is part of the protocol, so the loop and the
@@ -93,6 +94,18 @@ class Proposer(Protocol):
         """Return the parts that can switch LoRA adapters (empty for none)."""
         ...
 
+    def interrupt(self) -> None:
+        """Abandon the batch being proposed, from another thread or a signal handler (Ctrl-C).
+
+        The `propose` call in progress then raises ProposerInterrupted
+        within a few seconds, whatever the model or server is doing.
+        """
+        ...
+
+    def notices(self) -> list[str]:
+        """Return (and forget) what went wrong and was handled since the last call: a stalled server retried, ..."""
+        ...
+
     def close(self) -> None:
         """Release what the proposer holds (connections, servers, engines); safe to call twice."""
         ...
@@ -116,9 +129,19 @@ class TextProposer:
     def adapter_users(self) -> Sequence[AdapterUser]:
         return ()
 
+    def interrupt(self) -> None:
+        pass  # its batches take moments: the loop stops after this one
+
+    def notices(self) -> list[str]:
+        return []
+
     def close(self) -> None:
         pass
 
 
 class ProposerError(Exception):
     """A proposer that cannot work: missing extra, unreachable server, refused request."""
+
+
+class ProposerInterrupted(Exception):
+    """The batch being proposed was abandoned (`Proposer.interrupt`): the run stops, nothing of the batch is kept."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from evolve.errors import ConfigError
 from evolve.prompt import Rendered, render
 from evolve.proposers.arms import LMProposer, adapter_dir
-from evolve.proposers.base import Prompt, ProposerError
+from evolve.proposers.base import Prompt, ProposerError, ProposerInterrupted
 from evolve.proposers.lm import SamplingConfig, TransformersConfig, as_candidate, cut_at_stop
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class TransformersBackend:
         self._calls = 0  # generate() calls: each reseeds torch, so sampling is reproducible per call
         self._loaded: tuple[Any, Any, Any] | None = None  # (torch, model, tokenizer), built on first use
         self._adapters = 0  # adapters loaded so far: each gets its own PEFT name
+        self._interrupted = threading.Event()
 
     def load_adapter(self, path: Path) -> None:
         """Load the LoRA adapter at `path` onto the model in memory (dropping the previous one)."""
@@ -67,12 +69,20 @@ class TransformersBackend:
 
     def generate(self, prompts: Sequence[Prompt], n: int, adapter: bool) -> list[list[str]]:
         """Return `n` samples per prompt, `batch_size` prompts per generate() call (the adapter off unless `adapter`)."""
+        self._interrupted.clear()
         out: list[list[str]] = []
         size = self.config.batch_size
         for start in range(0, len(prompts), size):
             rendered = [render(p, self.sampling.format) for p in prompts[start : start + size]]
             out.extend(self._generate(rendered, n, base_only=not adapter))
         return out
+
+    def interrupt(self) -> None:
+        """End the generate() in progress after its current decoding step (then ProposerInterrupted)."""
+        self._interrupted.set()
+
+    def notices(self) -> list[str]:
+        return []
 
     def close(self) -> None:
         self._loaded = None
@@ -93,8 +103,10 @@ class TransformersBackend:
             ids = model.generate(
                 **enc, do_sample=self.sampling.temperature > 0, temperature=self.sampling.temperature or None,
                 top_p=self.sampling.top_p, max_new_tokens=self.sampling.max_tokens, num_return_sequences=n,
-                pad_token_id=tokenizer.pad_token_id,
+                pad_token_id=tokenizer.pad_token_id, stopping_criteria=[self._stop_when_interrupted],
             )  # (len(texts) * n, prompt length + new tokens)
+        if self._interrupted.is_set():
+            raise ProposerInterrupted("the batch was abandoned")
         new = ids[:, enc["input_ids"].shape[1] :]
         pad = tokenizer.pad_token_id
         self.generated_tokens += int((new != pad).sum()) if pad is not None else int(new.numel())
@@ -106,6 +118,12 @@ class TransformersBackend:
                 answers = [cut_at_stop(a, self.sampling.stop) for a in answers]
             out.append([as_candidate(r, a) for a in answers])
         return out
+
+    def _stop_when_interrupted(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+        """A transformers stopping criterion, asked after every decoding step."""
+        import torch
+
+        return torch.full((input_ids.shape[0],), self._interrupted.is_set(), dtype=torch.bool, device=input_ids.device)
 
     @staticmethod
     def _chat_text(tokenizer: Any, rendered: Rendered) -> str:

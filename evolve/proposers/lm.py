@@ -43,13 +43,43 @@ class OpenAIConfig:
     api_base: str = ""  # e.g. http://127.0.0.1:8000/v1; "" reads $EVOLVE_API_BASE, then $OPENAI_BASE_URL
     model: str = ""  # the server's model name; "" reads $EVOLVE_MODEL
     concurrency: int = 8  # requests in flight at once
-    timeout_s: float = 300.0  # per request
-    retries: int = 5  # on 429, 5xx and connection errors, with exponential backoff
+    timeout_s: float = 300.0  # per request, the whole answer
+    # A streamed answer silent this long is a stall (retried): once bytes came, at once; before the first byte
+    # (a long prompt), only if the server's health check does not answer either.
+    stall_s: float = 30.0
+    health_path: str = "/health"  # on the server's root (llama.cpp, vLLM); "" : no health probe
+    retries: int = 5  # on 429, 5xx, stalls and connection errors, with exponential backoff
     backoff_s: float = 1.0  # first wait; doubles each retry (a Retry-After header wins)
 
     def __post_init__(self) -> None:
         require(self.concurrency >= 1 and self.retries >= 0, "openai.concurrency must be >= 1 and openai.retries >= 0")
         require(self.timeout_s > 0 and self.backoff_s >= 0, "openai.timeout_s must be > 0 and openai.backoff_s >= 0")
+        require(0 < self.stall_s <= self.timeout_s, "openai.stall_s must be > 0 and at most openai.timeout_s")
+
+
+@dataclass(frozen=True)
+class LlamaCppConfig:
+    """A GGUF model served by llama.cpp on this machine, started and stopped with the run (the `llamacpp` extra)."""
+
+    model: str = "gemma-3-270m"  # a GGUF file, or a known model's name (`evolve models list`), assembled once
+    adapter: str = ""  # a PEFT LoRA adapter directory to start with ("" for none); converted to GGUF for llama.cpp
+    slots: int = 4  # requests decoded at once (llama.cpp's n_parallel); samples_per_prompt above it go one by one
+    ctx_per_slot: int = 4096  # tokens of context per slot: the longest prompt plus sampling.max_tokens
+    threads: int = 0  # decoding threads; 0: the cores not given to sandbox workers (at least 1)
+    # "auto": chat for a model whose GGUF file has a chat template, completion for a base model; or a
+    # sampling format ("completion", "chat", "diff") that overrides sampling.format for this proposer.
+    format: str = "auto"
+    stall_s: float = 60.0  # a streamed answer silent this long is a stall (retried; see openai.stall_s)
+    timeout_s: float = 600.0  # per request, the whole answer (a loaded CPU is slow)
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        require(bool(self.model), "llamacpp.model: a GGUF file or a known model's name is needed")
+        require(self.slots >= 1 and self.ctx_per_slot >= 256, "llamacpp.slots must be >= 1 and ctx_per_slot >= 256")
+        require(self.threads >= 0 and self.retries >= 0, "llamacpp.threads and llamacpp.retries must be >= 0")
+        require(self.format == "auto" or self.format in FORMATS,
+                f"llamacpp.format must be auto or one of {', '.join(FORMATS)}, got {self.format!r}")
+        require(0 < self.stall_s <= self.timeout_s, "llamacpp.stall_s must be > 0 and at most llamacpp.timeout_s")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ class MixedProposer:
     def adapter_users(self) -> Sequence[AdapterUser]:
         return [user for part in self.parts for user in part.adapter_users()]
 
+    def interrupt(self) -> None:
+        for part in self.parts:
+            part.interrupt()
+
+    def notices(self) -> list[str]:
+        return [note for part in self.parts for note in part.notices()]
+
     def close(self) -> None:
         for part in self.parts:
             part.close()

@@ -82,6 +82,12 @@ class VLLMBackend:
             result.append([as_candidate(r, c.text) for c in output.outputs][:n])
         return result
 
+    def interrupt(self) -> None:
+        """Nothing to do: vLLM's offline engine cannot be stopped mid-batch, and Ctrl-C's second press exits at once."""
+
+    def notices(self) -> list[str]:
+        return []
+
     def close(self) -> None:
         self._llm = None
 
