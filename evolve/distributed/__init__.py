@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from evolve.distributed.pool import RayPool
     from evolve.proposers.base import Proposer
 
-# Proposers that run as Ray actors (on GPU nodes); `openai` already talks to a server and stays in the driver.
-REMOTE_PROPOSERS = ("transformers", "vllm")
+# Proposers that run as Ray actors (vllm and transformers on GPU nodes, llamacpp on any); `openai` already talks
+# to a server and stays in the driver.
+REMOTE_PROPOSERS = ("llamacpp", "transformers", "vllm")
 
 
 def _ray_missing(exc: ImportError) -> bool:

@@ -21,12 +21,13 @@ from evolve.errors import ConfigError
 from evolve.proposers.base import Proposer
 from evolve.proposers.gp import GPProposer
 from evolve.proposers.hf import transformers_proposer
+from evolve.proposers.llamacpp import llamacpp_proposer
 from evolve.proposers.mixed import MixedProposer, ProposerMix
 from evolve.proposers.openai_api import openai_proposer
 from evolve.proposers.vllm_engine import vllm_proposer
 from evolve.spec import Spec, SpecError
 
-LM_PROPOSERS = ("openai", "transformers", "vllm")
+LM_PROPOSERS = ("llamacpp", "openai", "transformers", "vllm")
 PROPOSERS = ("gp", *LM_PROPOSERS)
 
 
@@ -39,8 +40,10 @@ def make_proposer(config: RunConfig, spec: Spec, rng: np.random.Generator, api_k
 
 
 def lm_proposer(name: str, config: RunConfig, api_key: str | None = None) -> Proposer:
-    """Return the `openai`, `transformers` or `vllm` proposer configured by `config`, in this process."""
+    """Return the `llamacpp`, `openai`, `transformers` or `vllm` proposer configured by `config`, in this process."""
     seed = config.loop.seed
+    if name == "llamacpp":
+        return llamacpp_proposer(config.llamacpp, config.sampling, seed, config.sandbox.workers)
     if name == "openai":
         return openai_proposer(config.openai, config.sampling, seed, api_key)
     if name == "transformers":

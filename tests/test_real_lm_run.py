@@ -1,0 +1,144 @@
+"""Whole runs with the real model: `evolve run --proposer llamacpp` (Gemma 3 270M on llama.cpp), killed, resumed, tuned.
+
+The short ones run in `make test`; the LoRA round end to end (minutes of CPU training) is `slow` (`make test-slow`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, evolve
+from llm_fixtures import gemma_gguf, gemma_hf, model_cache, need_server  # noqa: F401  (session fixtures)
+from sandbox.procs import alive, command_line, descendants
+
+pytestmark = pytest.mark.usefixtures("need_server")
+SMALL = "[islands]\nnum_islands = 2\n[loop]\nprompts_per_batch = 2\nsamples_per_prompt = 2\n[sampling]\nmax_tokens = 96\n"
+
+
+def small_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL + extra)
+    return path
+
+
+def llm_programs(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT proposer, COALESCE(adapter, '') FROM programs WHERE proposer = 'llamacpp'").fetchall()
+
+
+def servers_of(pid: int) -> list[int]:
+    """Return the llama.cpp server processes below `pid`."""
+    return [p for p in descendants([pid]) if "llamacpp_serve" in command_line(p)]
+
+
+def start_run(db: Path, config: Path, model: Path, budget: int) -> subprocess.Popen[str]:
+    args = ["run", "bin_packing_or", "--proposer", "llamacpp", "--model", str(model), "--db", str(db),
+            "--budget", str(budget), "--workers", "1", "--config", str(config)]
+    return subprocess.Popen([sys.executable, "-m", "evolve.cli", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"})
+
+
+def wait_for(predicate, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_short_run_with_the_real_model(gemma_gguf: Path, tmp_path: Path) -> None:  # noqa: F811
+    db = tmp_path / "llm.db"
+    proc = evolve("run", "bin_packing_or", "--proposer", "llamacpp", "--model", str(gemma_gguf), "--db", str(db),
+                  "--budget", "8", "--workers", "1", "--config", str(small_config(tmp_path)), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "run finished: 8 samples" in proc.stdout
+    rows = llm_programs(db)
+    assert rows and all(adapter == "" for _, adapter in rows)  # evaluated candidates of the real model
+    status = json.loads(evolve("status", str(db), "--json").stdout)
+    assert status["tokens"] > 0 and status["samples"] == 8
+
+
+def test_kill_9_leaves_no_server_and_resume_starts_it_again(gemma_gguf: Path, tmp_path: Path) -> None:  # noqa: F811
+    db = tmp_path / "killed.db"
+    config = small_config(tmp_path)
+    proc = start_run(db, config, gemma_gguf, budget=400)
+    try:
+        assert wait_for(lambda: db.exists() and len(llm_programs(db)) >= 2, 300), proc.stderr and proc.stderr.read()
+        servers = servers_of(proc.pid)
+        assert len(servers) == 1
+        proc.kill()  # SIGKILL: no cleanup in the loop at all
+        proc.wait(timeout=10)
+        assert wait_for(lambda: not alive(servers[0]), 10), command_line(servers[0])  # died with its parent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = len(llm_programs(db))
+    resumed = evolve("resume", str(db), "--budget", str(json.loads(evolve("status", str(db), "--json").stdout)["samples"] + 4),
+                     timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(llm_programs(db)) > before  # the server started again
+
+
+def test_ctrl_c_stops_within_seconds_and_leaves_no_server(gemma_gguf: Path, tmp_path: Path) -> None:  # noqa: F811
+    db = tmp_path / "stopped.db"
+    proc = start_run(db, small_config(tmp_path), gemma_gguf, budget=400)
+    try:
+        assert wait_for(lambda: bool(servers_of(proc.pid)) and db.exists() and len(llm_programs(db)) >= 1, 300)
+        servers = servers_of(proc.pid)
+        proc.send_signal(signal.SIGINT)  # once: the batch being proposed is dropped, the one in the sandbox kept
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert took < 15, took
+    assert "run stopped" in out or "stopped" in out, out
+    assert all(not alive(p) for p in servers)
+
+
+@pytest.mark.slow
+def test_a_lora_round_on_the_real_model_end_to_end(gemma_gguf: Path, gemma_hf: Path, tmp_path: Path) -> None:  # noqa: F811
+    db = tmp_path / "tuned.db"
+    config = small_config(tmp_path, "[finetune]\nsteps = 2\nmax_length = 256\nbatch_size = 1\nthreads = 2\n"
+                          "top_share = 1.0\nimproving_only = false\ncontrol_share = 0.5\nwait_at_end_s = 1200\n")
+    first = evolve("run", "bin_packing_or", "--proposer", "llamacpp", "--model", str(gemma_gguf), "--db", str(db),
+                   "--budget", "12", "--workers", "1", "--finetune-every", "4", "--config", str(config),
+                   timeout=1800)
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(db) as conn:
+        [(path, base_model)] = conn.execute("SELECT path, base_model FROM adapters").fetchall()[:1]
+    assert base_model == str(gemma_gguf)
+    assert (Path(path) / "adapter.gguf").is_file()  # converted for llama.cpp when the proposer switched to it
+    resumed = evolve("resume", str(db), "--budget", "20", timeout=1800)
+    assert resumed.returncode == 0, resumed.stderr
+    arms = {adapter for _, adapter in llm_programs(db)}
+    assert path in arms  # the adapter arm sampled after the switch (and its control arm: the base model)
+    out = tmp_path / "export"
+    exported = evolve("export", str(db), str(out), "--adapters", timeout=600)
+    assert exported.returncode == 0, exported.stderr
+    round_dir = out / "adapters" / "round_1"
+    assert (round_dir / "adapter_config.json").is_file() and (round_dir / "adapter.gguf").is_file()
+    # Both forms load: PEFT on the transformers checkpoint, llama.cpp with --lora.
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from evolve.proposers.llamacpp_server import LlamaServer, LlamaServerConfig
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(gemma_hf), str(round_dir))
+    assert type(model).__name__.startswith("Peft")
+    with LlamaServer(LlamaServerConfig(model=str(gemma_gguf), threads=2, ctx_per_slot=256,
+                                       lora=(str(round_dir / "adapter.gguf"),))) as server:
+        assert [a["path"] for a in server.lora_adapters()] == [str(round_dir / "adapter.gguf")]
