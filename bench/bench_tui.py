@@ -41,6 +41,7 @@ from rich.table import Table
 from evolve import session
 from evolve.archive import Archive, NewProgram
 from evolve.loop import Evolution, islands_summary_rows
+from evolve.status import read_status
 from sandbox import Evaluation
 from tui.app import EvoloopApp
 from tui.reader import ArchiveReader
@@ -59,7 +60,7 @@ console = Console()
 def add_batch(db: Path, batch: int) -> None:
     """Commit one batch of programs, as the loop does (one transaction with the state)."""
     writer = Archive.open(db)
-    next_id, sample = writer.conn.execute("SELECT MAX(id) + 1, MAX(sample) + 1 FROM programs").fetchone()
+    next_id, sample = writer.last_program_id() + 1, writer.next_sample()
     state = writer.state()
     with writer.transaction():
         for i in range(BATCH):
@@ -127,13 +128,13 @@ def status_timings(db: Path) -> dict[str, float]:
     """Time `evolve status` as it is now (islands from the state) and the replay it replaced."""
     archive = Archive.open(db, readonly=True)
     started = time.perf_counter()
-    info = session.status(archive)
+    info = read_status(archive)
     now = time.perf_counter() - started
     config = session.config_of(archive)
     started = time.perf_counter()
     replayed = islands_summary_rows(Evolution.restore_islands(archive, config, np.random.default_rng(0)))
     replay = time.perf_counter() - started
-    assert replayed == info["islands"], "the committed summary must equal the replay"
+    assert replayed == [r.to_json() for r in info.islands], "the committed summary must equal the replay"
     reader = ArchiveReader.open(db)
     reader.poll()
     started = time.perf_counter()
@@ -237,13 +238,8 @@ def main() -> None:
 
 def describe(db: Path) -> dict[str, Any]:
     archive = Archive.open(db, readonly=True)
-    conn = archive.conn
-    out = {
-        "programs": conn.execute("SELECT COUNT(*) FROM programs").fetchone()[0],
-        "members": conn.execute("SELECT COUNT(*) FROM membership").fetchone()[0],
-        "events": conn.execute("SELECT COUNT(*) FROM events").fetchone()[0],
-        "bytes": db.stat().st_size,
-    }
+    sizes = archive.sizes()
+    out = {"programs": sizes.programs, "members": sizes.members, "events": sizes.events, "bytes": db.stat().st_size}
     archive.close()
     return out
 

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import resource
-import sqlite3
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from evolve import prompt, session
+from evolve.archive import Archive
 from evolve.config import RunConfig
 from evolve.loop import Evolution
 from evolve.proposers.base import Prompt, TextProposer
@@ -186,8 +186,9 @@ def soak(evaluations: int, workers: int, directory: Path, timeout_s: float = 1.0
     # What the pool started and left behind: its launchers' descendants, and any new child of ours.
     left = sorted((descendants(launchers) | descendants([os.getpid()]) | set(launchers)) - before)
     leftovers = [f"{pid}: {line}" for pid in left if (line := command_line(pid))]  # "" once it exited meanwhile
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT function, failure FROM programs WHERE proposer = 'soak'").fetchall()
+    reader = Archive.open(db, readonly=True)
+    rows = [(p.function, p.failure) for p in reader.written_by("soak")]
+    reader.close()
     expected = dict(planned(count)[::-1] for count in range(1, proposer.count + 1))  # source -> kind
     wrong = [(fn, expected.get(fn, "?"), failure) for fn, failure in rows if expected.get(fn, "?") != failure]
     return {

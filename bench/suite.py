@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 
 from evolve import session
-from evolve.archive import Archive
+from evolve.archive import Archive, ProgramRow
 from evolve.config import RunConfig
 from evolve.proposers.build import LM_PROPOSERS, model_overrides
 from evolve.spec import Spec, load_spec
@@ -151,16 +151,12 @@ def run_config(entry: Entry, seed: int, workers: int, model: str | None) -> RunC
     return config.replace(**parts, **model_overrides(config.proposer, model, None))
 
 
-def best_by_checkpoint(archive: Archive, checkpoints: Sequence[int]) -> list[tuple[int, dict[str, Any] | None]]:
+Checkpoint = tuple[int, ProgramRow | None]  # a budget, and the best valid program proposed by then
+
+
+def best_by_checkpoint(archive: Archive, checkpoints: Sequence[int]) -> list[Checkpoint]:
     """Return, per checkpoint budget, the best valid program proposed by then (the first to reach its score)."""
-    out = []
-    for budget in checkpoints:
-        row = archive.conn.execute(
-            "SELECT id FROM programs WHERE score IS NOT NULL AND sample <= ? ORDER BY score DESC, id ASC LIMIT 1",
-            (budget,),
-        ).fetchone()
-        out.append((budget, archive.program(row[0]) if row else None))
-    return out
+    return [(budget, archive.best_until(budget)) for budget in checkpoints]
 
 
 def _scored(result: session.Result) -> dict[str, Any]:
@@ -169,16 +165,16 @@ def _scored(result: session.Result) -> dict[str, Any]:
     return out
 
 
-def score_checkpoints(spec: Spec, best: list[tuple[int, dict[str, Any] | None]], pool: SandboxPool) -> list[dict[str, Any]]:
+def score_checkpoints(spec: Spec, best: list[Checkpoint], pool: SandboxPool) -> list[dict[str, Any]]:
     """Give each checkpoint's best program its train figures (from the archive) and test figures (run once each)."""
-    functions = {str(p["id"]): p["function"] for _, p in best if p is not None}
+    functions = {str(p.id): p.function for _, p in best if p is not None}
     test = {r.name: _scored(r) for r in session.evaluate_functions(spec, functions, "test", pool)}
     out = []
     for budget, p in best:
         train = None if p is None else {
-            "score": p["score"], "scores": p["scores"], "metrics": dict(spec.metrics("train", p["scores"]))}
-        out.append({"samples": budget, "program_id": p["id"] if p else None, "train": train,
-                    "test": test[str(p["id"])] if p else None})
+            "score": p.score, "scores": dict(p.scores), "metrics": dict(spec.metrics("train", p.scores))}
+        out.append({"samples": budget, "program_id": p.id if p else None, "train": train,
+                    "test": test[str(p.id)] if p else None})
     return out
 
 
@@ -206,7 +202,7 @@ def one_run(entry: Entry, seed: int, workers: int, model: str | None, tmp: Path,
         "problem": entry.problem, "variant": entry.variant, "proposer": entry.proposer, "seed": seed,
         "samples": entry.samples, "overrides": entry.overrides, "seconds": seconds, "cpu_s": cpu,
         "evaluated": stats.evaluated, "valid_share": stats.valid / max(stats.evaluated, 1),
-        "checkpoints": score_checkpoints(spec, best, pool), "function": final["function"] if final else None,
+        "checkpoints": score_checkpoints(spec, best, pool), "function": final.function if final else None,
     }
 
 

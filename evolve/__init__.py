@@ -41,3 +41,15 @@ inputs = _marker("inputs")  # loader: split name -> {input name: value}
 baseline = _marker("baseline")  # an alternative to the evolved function, for `evolve baseline`
 metrics = _marker("metrics")  # trusted: (split, inputs, scores) -> extra figures to report
 check = _marker("check")  # trusted: (input, raw output) -> the score to believe
+
+# The library API (evolve.runs), imported on first use: a spec's `import evolve` stays light in the sandbox.
+_API = {"start": "evolve.runs", "resume": "evolve.runs", "load": "evolve.runs", "Run": "evolve.runs",
+        "RunConfig": "evolve.config", "Status": "evolve.status"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'evolve' has no attribute {name!r}")

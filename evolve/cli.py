@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +28,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.syntax import Syntax
 from rich.table import Table
 
-from evolve import __version__, session
+from evolve import __version__, cli_views as views, runs, session
 from evolve.archive import Archive, ArchiveError
+from evolve.cli_models import models
 from evolve.config import RunConfig, load_config
 from evolve.errors import ConfigError
 from evolve.loop import Evolution, Stats
@@ -35,6 +38,7 @@ from evolve.proposers.base import ProposerError
 from evolve.proposers.build import model_overrides
 from evolve.problems import BUILTINS
 from evolve.spec import SpecError, load_spec
+from evolve.status import read_status
 from sandbox import SandboxError
 from finetune.request import FinetuneError
 
@@ -113,7 +117,7 @@ def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api
         allow_unisolated: bool, executor: str | None, ray_address: str | None, finetune_every: int | None) -> None:
     """Start evolving SPEC (a built-in problem name or a spec .py file).
 
-    Ctrl-C stops after the current batch; `evolve resume DB` continues.
+    Ctrl-C stops within seconds (the batch in the sandbox is kept); `evolve resume DB` continues.
     """
     config = load_config(config_file).replace(**_overrides(proposer, budget, time_limit, seed, workers))
     if allow_unisolated:
@@ -125,8 +129,7 @@ def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api
     config = config.replace(**_executor_overrides(executor, ray_address))
     if db is None:
         db = Path("runs") / f"{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}.db"
-    archive, loaded = session.new_run(spec, db, config, inputs_file)
-    _evolve(archive, loaded, config, fresh=True, api_key=api_key)
+    _evolve(lambda: runs.start(spec, db, config, inputs=inputs_file, api_key=api_key))
 
 
 @main.command()
@@ -143,18 +146,13 @@ def run(spec: str, db: Path | None, proposer: str | None, model: str | None, api
 @user_errors
 def resume(db: Path, budget: int | None, time_limit: str | None, workers: int | None, api_key: str | None,
            executor: str | None, ray_address: str | None, model: str | None, api_base: str | None) -> None:
-    """Continue a stopped, killed or finished run from its archive."""
-    archive = Archive.open(db)
-    config = session.config_of(archive, _overrides(None, budget, time_limit, None, workers))
-    config = config.replace(**_executor_overrides(executor, ray_address))
-    config = config.replace(**model_overrides(config.proposer, model, api_base))
-    stats = session.stats_from_state(archive.state()) if "stats" in archive.state() else None
-    if stats is not None and stats.samples >= config.loop.budget:
-        raise ConfigError(f"{db} has used its budget of {config.loop.budget} samples; pass --budget N (> {stats.samples}) to extend it")
-    if budget is not None or model or api_base:  # kept for the next resume too
-        with archive.transaction():
-            archive.set_run("config", config.to_dict())
-    _evolve(archive, session.spec_of(archive), config, fresh=False, api_key=api_key)
+    """Continue a stopped, killed or finished run from its archive.
+
+    A refused resume (the run is live, its budget is spent) changes nothing in the archive.
+    """
+    limit = session.parse_duration(time_limit) if time_limit is not None else None
+    _evolve(lambda: runs.resume(db, budget=budget, time_limit_s=limit, workers=workers, model=model, api_base=api_base,
+                                overrides=_executor_overrides(executor, ray_address), api_key=api_key))
 
 
 def _executor_overrides(executor: str | None, ray_address: str | None) -> dict[str, Any]:
@@ -183,37 +181,57 @@ def _overrides(proposer: str | None, budget: int | None, time_limit: str | None,
     return out
 
 
-def _evolve(archive: Archive, spec: Any, config: RunConfig, fresh: bool, api_key: str | None = None) -> None:
+def _evolve(open_run: Callable[[], runs.Run]) -> None:
+    """Open the run (`runs.start` or `runs.resume`), evolve it with a progress bar, and own Ctrl-C."""
     stopping = {"asked": False}
+    holder: dict[str, runs.Run] = {}
 
     def on_sigint(signum: int, frame: Any) -> None:
         if stopping["asked"]:
+            _exit_soon(ABORT_GRACE_S)  # a cleanup that hangs cannot keep the process alive
             raise KeyboardInterrupt
         stopping["asked"] = True
-        err_console.print("[yellow]stopping after this batch (Ctrl-C again to abort at once)…[/]")
+        if "run" in holder:  # a proposer waiting on a model or a server gives up its batch now
+            holder["run"].interrupt()
+        err_console.print("[yellow]stopping: the batch in the sandbox is kept, the one being proposed is dropped "
+                          "(Ctrl-C again to abort at once)…[/]")
 
-    with session.run_lock(archive.path), session.pool_for(config) as pool:
-        console.print(
-            f"[bold]evoloop[/] {spec.name}: proposer [cyan]{config.proposer}[/], {config.sandbox.workers} worker(s), "
-            f"budget {config.loop.budget} samples, archive [cyan]{archive.path}[/]"
-        )
-        console.print(f"sandbox: {pool.layers.describe()}", highlight=False)
-        if pool.nodes:  # a RayPool: the nodes and their workers
-            console.print("ray: " + ", ".join(f"{name} ({n} workers)" for name, n in pool.nodes.items()), highlight=False)
-        previous = signal.signal(signal.SIGINT, on_sigint)
-        evolution = None
-        try:
-            evolution = session.open_evolution(archive, spec, config, pool, fresh, api_key)
-            with _progress(evolution.stats, config.loop.budget) as update:
-                reason = evolution.run(lambda: stopping["asked"], update)
-        except KeyboardInterrupt:
-            err_console.print(f"[yellow]aborted; every committed batch is kept. Continue with: evolve resume {archive.path}[/]")
-            sys.exit(130)
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            if evolution is not None:
-                evolution.proposer.close()
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    path = ""
+    try:
+        with open_run() as run:
+            holder["run"], path = run, str(run.path)
+            if stopping["asked"]:  # Ctrl-C came while it was seeding
+                run.interrupt()
+            config = run.config
+            console.print(
+                f"[bold]evoloop[/] {run.spec.name}: proposer [cyan]{config.proposer}[/], {config.sandbox.workers} "
+                f"worker(s), budget {config.loop.budget} samples, archive [cyan]{run.path}[/]"
+            )
+            console.print(f"sandbox: {run.layers.describe()}", highlight=False)
+            if run.nodes:  # a RayPool: the nodes and their workers
+                console.print("ray: " + ", ".join(f"{name} ({n} workers)" for name, n in run.nodes.items()), highlight=False)
+            with _progress(run.stats, config.loop.budget) as update:
+                reason = run.run(on_progress=update)
+            evolution = run.evolution
+    except KeyboardInterrupt:
+        where = f" Continue with: evolve resume {path}" if path else ""
+        err_console.print(f"[yellow]aborted; every committed batch is kept.{where}[/]")
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert evolution is not None
     _report_end(evolution, reason)
+
+
+ABORT_GRACE_S = 5.0  # after a second Ctrl-C, cleanup gets this long before the process exits anyway
+
+
+def _exit_soon(grace_s: float) -> None:
+    """Exit with 130 after `grace_s` unless the process has exited by then (a daemon timer thread)."""
+    timer = threading.Timer(grace_s, lambda: os._exit(130))
+    timer.daemon = True
+    timer.start()
 
 
 class _progress:
@@ -231,6 +249,7 @@ class _progress:
         r = stats.rates()
         best = f"{stats.best_score:.4g}" if stats.best_score is not None else "-"
         tokens = f" {r['tokens_per_s']:.0f} tok/s" if stats.tokens else ""
+        tokens += f" [yellow]{stats.notices} proposer notice(s)[/]" if stats.notices else ""
         # idle P: the proposer waiting for the sandbox; S: the sandbox waiting for the proposer.
         return (f"valid {r['valid_share']:4.0%} dup {r['duplicate_share']:3.0%} best {best} {r['samples_per_s']:.1f} samples/s"
                 f"{tokens} idle P{r['proposer_waited_share']:.0%} S{r['sandbox_waited_share']:.0%}")
@@ -249,8 +268,8 @@ def _report_end(evolution: Evolution, reason: str) -> None:
     console.print(f"run {verb}: {stats.samples} samples, {stats.valid}/{stats.evaluated} valid, best train score {stats.best_score:.6g}")
     best = evolution.archive.top(1)
     if best:
-        console.print(Syntax(best[0]["function"], "python", theme="ansi_dark", word_wrap=True))
-        _print_metrics(evolution.spec.metrics("train", best[0]["scores"]))  # e.g. the spec's reference figures
+        console.print(Syntax(best[0].function, "python", theme="ansi_dark", word_wrap=True))
+        views.print_metrics(console, evolution.spec.metrics("train", best[0].scores))  # e.g. the spec's reference figures
     hint = f"evolve resume {path}" if reason != "budget" else f"evolve resume {path} --budget N"
     console.print(f"test it: [cyan]evolve best {path} --split test[/]   continue: [cyan]{hint}[/]")
 
@@ -264,55 +283,11 @@ def _report_end(evolution: Evolution, reason: str) -> None:
 @user_errors
 def status(db: Path, as_json: bool) -> None:
     """Show a run's progress, best score and islands (works while it runs)."""
-    archive = Archive.open(db, readonly=True)
-    info = session.status(archive)
+    info = read_status(Archive.open(db, readonly=True))
     if as_json:
-        click.echo(json.dumps(info))
+        click.echo(json.dumps(info.to_json()))
         return
-    console.print(
-        f"[bold]{info['problem']}[/] ({info['state']}): {info['samples']}/{info['budget']} samples, "
-        f"valid {info['valid_share']:.1%} of {info['evaluated']} evaluated, {info['duplicates']} duplicates, "
-        f"{info['evals_per_s']:.1f} evals/s over {info['elapsed_s']:.0f}s"
-    )
-    pipe = info["pipeline"]
-    console.print(
-        f"pipeline: {pipe['samples_per_s']:.1f} samples/s, {pipe['tokens_per_s']:.0f} tokens/s, "
-        f"duplicates {pipe['duplicate_share']:.1%}, rejected {pipe['rejected_share']:.1%}; idle: proposer "
-        f"{pipe['proposer_waited_share']:.0%} (waiting for the sandbox), sandbox {pipe['sandbox_waited_share']:.0%} (for the proposer)"
-    )
-    writers = [r for r in info["by_proposer"] if r["proposer"] != "seed"]
-    if len(writers) > 1:
-        console.print("by proposer: " + ", ".join(
-            f"{r['proposer']}{' ' + r['model'] if r['model'] else ''}: {r['valid']}/{r['programs']} valid" for r in writers
-        ))
-    if info["by_node"]:
-        console.print("by node: " + ", ".join(f"{r['node']}: {r['valid']}/{r['programs']} valid" for r in info["by_node"]))
-    if info["failures"] or info["rejected"]:
-        console.print(f"failures: {info['failures']}  rejected: {info['rejected']}")
-    score = f"{info['score']:.6g}" if info["score"] is not None else "-"
-    console.print(f"best: program {info['best_id']}, train score {score}")
-    _print_metrics(info["metrics"])
-    table = Table("island", "best score", "best program", "clusters", "programs", "temperature")
-    for row in info["islands"]:
-        keys = ("island", "best_score", "best_program_id", "num_clusters", "num_programs", "temperature")
-        table.add_row(*(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in keys))
-    console.print(table)
-    if info.get("adapters"):
-        console.print(_adapters_table(info["adapters"]))
-
-
-def _adapters_table(rows: list[dict[str, Any]]) -> Table:
-    """Each LoRA round's samples next to the base model's over the same window (round 0: before any)."""
-    table = Table("round", "samples", "arm", "programs", "valid", "mean score", "best score", "beat parent",
-                  title="adapters: each round vs the base model over the same samples")
-    for row in rows:
-        window = f"{row['from_sample']}-{row['to_sample'] if row['to_sample'] is not None else 'now'}"
-        for arm in ("adapter", "base") if row["round"] else ("base",):
-            cells = [row[f"{arm}_{k}"] for k in ("programs", "valid_share", "mean_score", "best_score", "beat_parent")]
-            shares = [f"{c:.0%}" if c is not None else "-" for c in (cells[1], cells[4])]
-            scores = [f"{c:.4g}" if c is not None else "-" for c in (cells[2], cells[3])]
-            table.add_row(str(row["round"]), window, arm, str(cells[0]), shares[0], *scores, shares[1])
-    return table
+    views.print_status(console, info)
 
 
 @main.command()
@@ -354,41 +329,7 @@ def best(db: Path, top: int, split: str, as_json: bool) -> None:
         console.print(f"[bold]#{rank}[/] program {row['id']} (island {row['island']}, {row['proposer']}): "
                       f"train {row['train_score']:.6g}, {split} {row['score']}")
         console.print(Syntax(row["function"], "python", theme="ansi_dark", word_wrap=True))
-    _comparison_table(rows[0], baselines)
-
-
-def _comparison_table(row: dict[str, Any], baselines: list[session.Result]) -> None:
-    metric = _main_metric(row["metrics"])
-    table = Table(title=f"{row['split']} split: program {row['id']} vs baselines" + (f" ({metric})" if metric else " (score)"))
-    table.add_column("input")
-    table.add_column(f"program {row['id']}", justify="right")
-    for b in baselines:
-        table.add_column(b.name, justify="right")
-    for name, score in row["scores"].items():
-        cells = [_cell(row["metrics"], metric, name, score)]
-        cells += [_cell(b.metrics, metric, name, b.evaluation.scores.get(name)) for b in baselines]
-        table.add_row(name, *cells)
-    console.print(table)
-
-
-def _main_metric(metrics: dict[str, Any]) -> str | None:
-    return next((k for k, v in metrics.items() if isinstance(v, dict)), None)
-
-
-def _cell(metrics: dict[str, Any], metric: str | None, name: str, score: float | None) -> str:
-    if metric and name in metrics.get(metric, {}):
-        return _figure(metrics[metric][name])
-    return "-" if score is None else f"{score:.6g}"
-
-
-def _figure(value: Any) -> str:
-    """Format a metric: whole counts as such (1060 equations), else two decimals, or three significant
-    digits for small ones (NMSE 2.1e-05)."""
-    if not isinstance(value, (int, float)):
-        return "-" if value is None else str(value)
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.3g}"
+    views.print_comparison(console, rows[0], baselines)
 
 
 @main.command("eval")
@@ -446,17 +387,9 @@ def _print_results(results: list[session.Result], as_json: bool, single: bool) -
             console.print(f"[bold]{r.name}[/] on {r.split}: score {ev.score:.6g} ({ev.wall_time:.2f}s)")
             for name, score in ev.scores.items():
                 console.print(f"  {name}: {score:.6g}")
-            _print_metrics(r.metrics)
+            views.print_metrics(console, r.metrics)
     if any(not r.evaluation.ok for r in results):
         sys.exit(1)
-
-
-def _print_metrics(metrics: dict[str, Any]) -> None:
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            console.print(f"  {key}: " + ", ".join(f"{k} {_figure(v)}" for k, v in value.items()))
-        else:
-            console.print(f"  {key}: {value}")
 
 
 @main.command()
@@ -475,7 +408,7 @@ def export(db: Path, out_dir: Path, top: int, with_adapters: bool) -> None:
     if with_adapters:
         from finetune.rounds import export_adapters
 
-        adapters = export_adapters(archive.conn, out_dir)
+        adapters = export_adapters(archive, out_dir)
         console.print(f"wrote {len(adapters)} adapter(s) to {out_dir / 'adapters'}")
 
 
@@ -530,6 +463,8 @@ def problems() -> None:
         table.add_row(name, what)
     console.print(table)
 
+
+main.add_command(models)
 
 if __name__ == "__main__":
     main()

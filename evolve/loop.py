@@ -27,7 +27,7 @@ from evolve.archive import Archive, NewProgram
 from evolve.config import RunConfig
 from evolve.parse import parse_candidate, program_hash
 from evolve.prompt import build_prompt, spec_preface
-from evolve.proposers.base import Origin, Prompt, Proposer
+from evolve.proposers.base import Origin, Prompt, Proposer, ProposerInterrupted
 from evolve.spec import Spec, SpecError
 from islands import Member, ProgramsDatabase
 from evolve.executor import Evaluator
@@ -54,6 +54,7 @@ class Stats:
     propose_s: float = 0.0  # time spent sampling prompts, proposing and parsing
     proposer_waited_s: float = 0.0  # the proposer idle, waiting for the sandbox to finish a batch
     sandbox_waited_s: float = 0.0  # the sandbox idle, waiting for the proposer's next batch
+    notices: int = 0  # trouble the proposer handled (a stalled server retried, ...): "notice" events say what
 
     def rates(self) -> dict[str, float]:
         """Return the pipeline's figures: per-second rates and shares."""
@@ -144,7 +145,7 @@ class Evolution:
         members = archive.members()
         rows = archive.programs(sorted({pid for ids in members.values() for pid in ids}))
         per_island = [
-            [Member(pid, rows[pid]["scores"], rows[pid]["length"]) for pid in members.get(i, [])]
+            [Member(pid, rows[pid].scores, rows[pid].length) for pid in members.get(i, [])]
             for i in range(config.islands.num_islands)
         ]
         return ProgramsDatabase.restore(config.islands, rng, per_island, archive.state()["islands"])
@@ -158,14 +159,21 @@ class Evolution:
         self._session = (started, self.stats.elapsed_s)  # _commit_state keeps elapsed_s current
         with self.archive.transaction():
             self.archive.add_event("resume" if self.stats.samples else "run", self.stats.samples, {})
-        pending = self._propose(self.stats.samples)
+        interrupted = False
+        try:
+            pending = self._propose(self.stats.samples)
+        except ProposerInterrupted:  # Ctrl-C while the proposer was busy: nothing of that batch exists yet
+            pending, interrupted = [], True
         self._submit(pending)
-        reason = "budget"
+        reason = "stopped" if interrupted else "budget"
         while pending:
             planned = self.stats.samples + len(pending)
             out_of_time = loop.time_limit_s is not None and time.monotonic() - started >= loop.time_limit_s
             stop = should_stop() or out_of_time
-            upcoming = [] if stop else self._propose(planned)  # overlaps with the evaluation of `pending`
+            try:
+                upcoming = [] if stop else self._propose(planned)  # overlaps with the evaluation of `pending`
+            except ProposerInterrupted:  # the batch being proposed is dropped; `pending` is still committed
+                upcoming, stop = [], True
             # Queued behind `pending` at once, so that no worker idles at a batch's tail; at most
             # two batches are ever in the sandbox (the backpressure on the proposer).
             self._submit(upcoming)
@@ -191,7 +199,10 @@ class Evolution:
         n = loop.samples_per_prompt
         count = min(loop.prompts_per_batch, -(-remaining // n))
         prompts = [self._prompt() for _ in range(count)]
-        proposals = self.proposer.propose(prompts, n)
+        try:
+            proposals = self.proposer.propose(prompts, n)
+        finally:
+            self._record_notices(samples_so_far)
         candidates = []
         for prompt, proposal in zip(prompts, proposals, strict=True):
             for text in proposal.texts[:n]:
@@ -201,11 +212,21 @@ class Evolution:
         self.stats.propose_s += time.monotonic() - started
         return candidates[:remaining]
 
+    def _record_notices(self, sample: int) -> None:
+        """Keep what the proposer handled (stalls retried, fallbacks) as events, in their own transaction."""
+        notes = self.proposer.notices()
+        if not notes:
+            return
+        self.stats.notices += len(notes)
+        with self.archive.transaction():
+            for note in notes:
+                self.archive.add_event("notice", sample, {"message": note})
+
     def _prompt(self) -> Prompt:
         sample = self.islands.sample()
         missing = [i for i in sample.program_ids if i not in self._functions]
         for pid, row in self.archive.programs(missing).items():
-            self._functions[pid] = row["function"]
+            self._functions[pid] = row.function
         for pid in sample.program_ids:
             self._functions.move_to_end(pid)
         while len(self._functions) > FUNCTION_CACHE_SIZE:
@@ -334,4 +355,5 @@ def islands_summary_rows(islands: ProgramsDatabase) -> list[dict[str, Any]]:
 
 
 def stats_from_state(state: dict[str, Any]) -> Stats:
-    return Stats(**state["stats"])
+    known = set(Stats.__dataclass_fields__)
+    return Stats(**{k: v for k, v in state["stats"].items() if k in known})

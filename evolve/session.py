@@ -18,17 +18,16 @@ from typing import Any
 import numpy as np
 
 from evolve import distributed
-from evolve.archive import Archive, ArchiveError
+from evolve.archive import Archive, ArchiveError, ProgramRow
 from evolve.executor import Evaluator
 from evolve.config import RunConfig
 from evolve.errors import ConfigError
 from evolve.lock import RunBusy, is_running, run_lock
-from evolve.loop import Evolution, Stats, islands_summary_rows, stats_from_state
+from evolve.loop import Evolution, stats_from_state
 from evolve.parse import extract_function, function_names
 from evolve.proposers.build import PROPOSERS, make_proposer, model_overrides
 from evolve.recorded import recorded_config, recorded_spec
 from evolve.spec import Spec, SpecError, load_spec
-from finetune.registry import evidence as adapter_evidence
 from finetune.rounds import attach_rounds, base_model, check_trainer
 from islands import ProgramsDatabase
 from sandbox import Evaluation, Limits, SandboxPool
@@ -64,7 +63,8 @@ def new_run(target: str, db: Path, config: RunConfig, inputs_file: Path | None =
     spec = load_spec(target, inputs_file)
     make_proposer(config, spec, np.random.default_rng(0))  # fail before creating files
     if config.finetune.every and not base_model(config):
-        raise ConfigError("--finetune-every needs a base checkpoint to train: the transformers or vllm proposer with --model, or finetune.base")
+        raise ConfigError("--finetune-every needs a base checkpoint to train: the llamacpp, transformers or vllm proposer "
+                          "with --model, or finetune.base")
     if config.finetune.every:
         check_trainer(config.finetune)
     archive = Archive.create(
@@ -190,73 +190,6 @@ def function_from_file(spec: Spec, path: Path) -> FileFunction:
 # -- inspecting runs -------------------------------------------------------------------
 
 
-def status(archive: Archive, spec: Spec | None = None, by_proposer: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Summarize a run: counters, best program, islands, whether it is running.
-
-    A caller that polls (the TUI) passes the run's `spec` and keeps `by_proposer`
-    up to date itself (`archive_by_proposer` reads the whole programs table).
-    """
-    info, state = archive.run_info(), archive.state()
-    config = RunConfig.from_dict(info["config"])
-    stats = stats_from_state(state) if "stats" in state else Stats()
-    spec = spec or spec_of(archive)
-    best = archive.top(1)
-    out: dict[str, Any] = {
-        "problem": info["spec"]["name"],
-        "db": str(archive.path),
-        "state": "running" if is_running(archive.path) else _last_stop(archive),
-        "proposer": str(config.proposer),
-        "samples": stats.samples,
-        "budget": config.loop.budget,
-        "evaluated": stats.evaluated,
-        "valid": stats.valid,
-        "valid_share": stats.valid / stats.evaluated if stats.evaluated else 0.0,
-        "duplicates": stats.duplicates,
-        "rejected": stats.rejected,
-        "failures": stats.failures,
-        "elapsed_s": stats.elapsed_s,
-        "evals_per_s": stats.evaluated / stats.elapsed_s if stats.elapsed_s else 0.0,
-        "tokens": stats.tokens,
-        "pipeline": {k: v for k, v in stats.rates().items() if k not in ("evals_per_s", "valid_share")},
-        "by_proposer": archive_by_proposer(archive) if by_proposer is None else by_proposer,
-        "best_id": best[0]["id"] if best else None,
-        "score": best[0]["score"] if best else None,
-        "scores": best[0]["scores"] if best else {},
-        "metrics": spec.metrics("train", best[0]["scores"]) if best else {},
-        "islands": [],
-        "adapters": adapter_evidence(archive.conn),  # per LoRA round: its samples' figures next to the base model's
-        "by_node": archive.by_node(),  # a run on Ray (--executor ray): programs and valid ones per node
-    }
-    if "islands_summary" in state:  # committed by the loop with the membership it summarizes
-        out["islands"] = state["islands_summary"]
-    elif "islands" in state:  # an archive from before: replay the whole membership (slow on big runs)
-        rng = np.random.default_rng(0)  # summaries draw nothing
-        out["islands"] = islands_summary_rows(Evolution.restore_islands(archive, config, rng))
-    return out
-
-
-def archive_by_proposer(archive: Archive) -> list[dict[str, Any]]:
-    """Count the evaluated programs and valid ones per proposer, model and adapter."""
-    rows = archive.conn.execute(
-        "SELECT proposer, model, adapter, COUNT(*), COUNT(score), MAX(score) FROM programs"
-        " GROUP BY proposer, model, adapter ORDER BY COUNT(*) DESC"
-    )
-    return [
-        {"proposer": p, "model": m or "", "adapter": a or "", "programs": n, "valid": v, "best_score": b}
-        for p, m, a, n, v, b in rows
-    ]
-
-
-def _last_stop(archive: Archive) -> str:
-    events = archive.events()
-    if not events:
-        return "new"
-    last = events[-1]
-    if last["kind"] == "stop":
-        return "finished" if last["data"].get("reason") == "budget" else "stopped"
-    return "interrupted"  # killed: resume it
-
-
 def best_programs(archive: Archive, top: int, split: str, pool: Evaluator | None) -> list[dict[str, Any]]:
     """Return the top programs (train scores), re-evaluated on `split` if it is not train."""
     spec = spec_of(archive)
@@ -264,10 +197,10 @@ def best_programs(archive: Archive, top: int, split: str, pool: Evaluator | None
     out = []
     for row in rows:
         out.append({
-            "id": row["id"], "island": row["island"], "proposer": row["proposer"], "sample": row["sample"],
-            "function": row["function"], "program": spec.program(row["function"]),
-            "train_score": row["score"], "score": row["score"], "scores": row["scores"],
-            "metrics": spec.metrics("train", row["scores"]), "split": "train",
+            "id": row.id, "island": row.island, "proposer": row.proposer, "sample": row.sample,
+            "function": row.function, "program": spec.program(row.function),
+            "train_score": row.score, "score": row.score, "scores": dict(row.scores),
+            "metrics": spec.metrics("train", row.scores), "split": "train",
         })
     if split != "train" and out:
         assert pool is not None
@@ -283,25 +216,25 @@ def export(archive: Archive, out_dir: Path, top: int) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written, index = [], []
     for rank, row in enumerate(archive.top(top), start=1):
-        path = out_dir / f"{rank:03d}_program_{row['id']}.py"
+        path = out_dir / f"{rank:03d}_program_{row.id}.py"
         _write_atomic(path, program_text(spec, row, rank))
         written.append(path)
-        index.append({"rank": rank, "id": row["id"], "file": path.name, "score": row["score"], "scores": row["scores"]})
+        index.append({"rank": rank, "id": row.id, "file": path.name, "score": row.score, "scores": dict(row.scores)})
     _write_atomic(out_dir / "index.json", json.dumps({"problem": spec.name, "programs": index}, indent=2) + "\n")
     return written
 
 
-def program_text(spec: Spec, row: Mapping[str, Any], rank: int | None = None) -> str:
+def program_text(spec: Spec, row: ProgramRow, rank: int | None = None) -> str:
     """Return an archived program as a complete, runnable file with a header of where it came from."""
-    score = f"{row['score']:.6g}" if row["score"] is not None else f"none ({row['failure']})"
+    score = f"{row.score:.6g}" if row.score is not None else f"none ({row.failure})"
     return (
-        f"# evoloop export: problem {spec.name}, program {row['id']}" + (f", rank {rank}" if rank else "") + "\n"
-        f"# train score {score}; per input: {json.dumps(row['scores'])}\n"
-        f"# island {row['island']}, proposer {row['proposer']}, sample {row['sample']}\n"
-    ) + spec.program(row["function"])
+        f"# evoloop export: problem {spec.name}, program {row.id}" + (f", rank {rank}" if rank else "") + "\n"
+        f"# train score {score}; per input: {json.dumps(dict(row.scores))}\n"
+        f"# island {row.island}, proposer {row.proposer}, sample {row.sample}\n"
+    ) + spec.program(row.function)
 
 
-def write_program(spec: Spec, row: Mapping[str, Any], path: Path) -> Path:
+def write_program(spec: Spec, row: ProgramRow, path: Path) -> Path:
     """Write one archived program to `path` (atomically) and return the path."""
     _write_atomic(path, program_text(spec, row))
     return path
@@ -335,5 +268,5 @@ def require_split(spec: Spec, split: str) -> None:
 
 __all__: Sequence[str] = [
     "RunBusy", "Result", "run_lock", "is_running", "make_proposer", "new_run", "spec_of", "config_of", "open_evolution",
-    "pool_for", "evaluate_functions", "function_from_file", "status", "best_programs", "export", "program_text", "write_program", "parse_duration",
+    "pool_for", "evaluate_functions", "function_from_file", "best_programs", "export", "program_text", "write_program", "parse_duration",
 ]

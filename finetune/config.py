@@ -28,6 +28,9 @@ class FinetuneConfig:
     out_dir: str = ""  # where adapters/round_k go ("" : DB's folder, <db stem>-adapters/)
     top_share: float = 0.25  # of the valid scores in each window between rounds
     cap: int = 512  # most examples (or pairs) per round, the best kept
+    # sft: only completions that beat their best parent; false: every valid program in the top share (a weak
+    # model that rarely improves, e.g. a 270M one, then still learns to write valid functions for the problem)
+    improving_only: bool = True
     pairs_per_prompt: int = 4  # dpo: most (chosen, rejected) pairs per prompt
     steps: int = 60  # optimizer steps per round
     batch_size: int = 4

@@ -27,9 +27,8 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from evolve.archive import Archive
+from evolve.archive import Archive, ProgramRow
 from evolve.parse import program_hash
 from evolve.prompt import completion_text, header, versioned
 
@@ -68,33 +67,40 @@ class Pair:
 
 def sft_examples(
     archive: Archive, preface: str, name: str, boundaries: Sequence[int] = (0,), top_share: float = 0.25,
-    cap: int = 512,
+    cap: int = 512, improving_only: bool = True,
 ) -> list[Example]:
-    """Return the qualifying (prompt -> completion) examples, best first, at most `cap`."""
+    """Return the qualifying (prompt -> completion) examples, best first, at most `cap`.
+
+    With `improving_only` (the default) a completion qualifies only if it beats
+    its best parent; without, every valid program of the window's top share does
+    (for a weak model that rarely improves on its parents: it still learns to
+    write valid functions of this problem).
+    """
     if not 0 < top_share <= 1:
         raise ValueError(f"top_share must lie in (0, 1], got {top_share}")
     edges = sorted(set(boundaries) | {0})
-    chosen: list[dict[str, Any]] = []
+    chosen: list[ProgramRow] = []
     for lo, hi in zip(edges, [*edges[1:], None], strict=True):
         chosen += _window_top(archive, lo, hi, top_share)
-    parents = archive.programs(sorted({p for row in chosen for p in row["parents"]}))
+    parents = archive.programs(sorted({p for row in chosen for p in row.parents}))
     out: list[Example] = []
     seen: set[str] = set()
-    for row in sorted(chosen, key=lambda r: (-r["score"], r["id"])):
-        shown = [parents.get(p) for p in row["parents"]]
-        if not shown or any(p is None or p["score"] is None for p in shown):
+    for row in sorted(chosen, key=lambda r: (-_rank(r), r.id)):
+        shown = [parents.get(p) for p in row.parents]
+        scored = [p for p in shown if p is not None and p.score is not None]
+        if not shown or len(scored) < len(shown):
             continue  # the seed (no prompt), or a parent that is gone
-        best_parent = max(p["score"] for p in shown)  # type: ignore[union-attr]
-        if row["score"] <= best_parent:
+        best_parent = max(_rank(p) for p in scored)
+        if improving_only and _rank(row) <= best_parent:
             continue
-        key = program_hash(row["function"])
+        key = program_hash(row.function)
         if key in seen:
             continue
-        pair = prompt_and_completion(preface, [p["function"] for p in shown], row["function"], name)  # type: ignore[index]
+        pair = prompt_and_completion(preface, [p.function for p in scored], row.function, name)
         if pair is None:
             continue
         seen.add(key)
-        out.append(Example(row["id"], pair[0], pair[1], row["score"], best_parent, row["sample"]))
+        out.append(Example(row.id, pair[0], pair[1], _rank(row), best_parent, row.sample))
         if len(out) >= cap:
             break
     return out
@@ -104,34 +110,34 @@ def preference_pairs(
     archive: Archive, preface: str, name: str, pairs_per_prompt: int = 4, cap: int = 512,
 ) -> list[Pair]:
     """Return (chosen, rejected) pairs over answers to the same prompt, widest gaps first, at most `cap`."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in _rows(archive, "WHERE parents != '[]'", ()):
-        groups.setdefault(json.dumps(row["parents"]), []).append(row)
-    parent_ids = sorted({p for rows in groups.values() if len(rows) > 1 for p in rows[0]["parents"]})
+    groups: dict[tuple[int, ...], list[ProgramRow]] = {}  # the same parents in the same order: the same prompt
+    for row in archive.children():
+        groups.setdefault(row.parents, []).append(row)
+    parent_ids = sorted({p for key, rows in groups.items() if len(rows) > 1 for p in key})
     parents = archive.programs(parent_ids)
     out: list[Pair] = []
     for key, rows in groups.items():
         if len(rows) < 2:
             continue
-        shown = [parents.get(p) for p in json.loads(key)]
-        if any(p is None for p in shown):
+        shown = [parents[p] for p in key if p in parents]
+        if len(shown) < len(key):
             continue
-        functions = [p["function"] for p in shown]  # type: ignore[index]
-        ranked = _distinct(sorted(rows, key=lambda r: (-_rank(r), r["id"])))
+        functions = [p.function for p in shown]
+        ranked = _distinct(sorted(rows, key=lambda r: (-_rank(r), r.id)))
         candidates = []
         for i, better in enumerate(ranked):
-            if better["score"] is None:
+            if better.score is None:
                 break  # failed ones are only ever rejected
             for worse in ranked[i + 1 :]:
                 if _rank(better) > _rank(worse):
                     candidates.append((_rank(better) - _rank(worse), better, worse))
-        candidates.sort(key=lambda c: (-c[0], c[1]["id"], c[2]["id"]))
+        candidates.sort(key=lambda c: (-c[0], c[1].id, c[2].id))
         for margin, better, worse in candidates[:pairs_per_prompt]:
-            good = prompt_and_completion(preface, functions, better["function"], name)
-            bad = prompt_and_completion(preface, functions, worse["function"], name)
+            good = prompt_and_completion(preface, functions, better.function, name)
+            bad = prompt_and_completion(preface, functions, worse.function, name)
             if good is None or bad is None:
                 continue
-            out.append(Pair(better["id"], worse["id"], good[0], good[1], bad[1], margin))
+            out.append(Pair(better.id, worse.id, good[0], good[1], bad[1], margin))
     out.sort(key=lambda p: (-p.margin, p.chosen_id, p.rejected_id))
     return out[:cap]
 
@@ -163,37 +169,27 @@ def write_jsonl(records: Iterable[Example | Pair], path: Path | str) -> int:
     return count
 
 
-def _window_top(archive: Archive, lo: int, hi: int | None, top_share: float) -> list[dict[str, Any]]:
+def _window_top(archive: Archive, lo: int, hi: int | None, top_share: float) -> list[ProgramRow]:
     """Return the valid programs of samples [lo, hi) whose score is in the window's top share."""
-    where, args = ("sample >= ?", [lo]) if hi is None else ("sample >= ? AND sample < ?", [lo, hi])
-    (valid,) = archive.conn.execute(f"SELECT COUNT(*) FROM programs WHERE score IS NOT NULL AND {where}", args).fetchone()
+    valid = archive.count_valid(lo, hi)
     if not valid:
         return []
-    keep = max(1, int(valid * top_share))
-    (threshold,) = archive.conn.execute(
-        f"SELECT score FROM programs WHERE score IS NOT NULL AND {where} ORDER BY score DESC LIMIT 1 OFFSET ?", [*args, keep - 1]
-    ).fetchone()
-    return _rows(archive, f"WHERE score IS NOT NULL AND score >= ? AND {where}", [threshold, *args])
+    return archive.window_best(lo, hi, max(1, int(valid * top_share)))
 
 
-def _rows(archive: Archive, where: str, args: Sequence[Any]) -> list[dict[str, Any]]:
-    cur = archive.conn.execute(f"SELECT id, function, parents, score, sample FROM programs {where}", tuple(args))
-    return [{"id": i, "function": f, "parents": json.loads(p or "[]"), "score": s, "sample": n} for i, f, p, s, n in cur]
+def _rank(row: ProgramRow) -> float:
+    return FAILED if row.score is None else float(row.score)
 
 
-def _rank(row: dict[str, Any]) -> float:
-    return FAILED if row["score"] is None else float(row["score"])
-
-
-def _distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _distinct(rows: list[ProgramRow]) -> list[ProgramRow]:
     """Keep the first of each normalized function (a pair of equal programs teaches nothing)."""
     seen: set[str] = set()
     out = []
     for row in rows:
         try:
-            key = program_hash(row["function"])
+            key = program_hash(row.function)
         except (SyntaxError, StopIteration):
-            key = row["function"]
+            key = row.function
         if key not in seen:
             seen.add(key)
             out.append(row)

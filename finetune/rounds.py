@@ -29,14 +29,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evolve.archive import Archive
+from evolve.archive import Archive, Event
 from evolve.config import RunConfig
 from evolve.errors import ConfigError
 from evolve.lock import RunBusy, is_running, run_lock
 from evolve.loop import Evolution
 from evolve.proposers.base import Proposer, ProposerError
 from evolve.recorded import recorded_config
-from finetune import registry
 from finetune.config import FinetuneConfig
 from finetune.request import NO_DATA, RoundRequest
 from finetune.train import train_round
@@ -51,9 +50,9 @@ def adapters_dir(db: Path, config: FinetuneConfig) -> Path:
     return Path(config.out_dir) if config.out_dir else Path(db).resolve().parent / f"{Path(db).stem}-adapters"
 
 
-def next_round(conn: Any, directory: Path) -> int:
+def next_round(archive: Archive, directory: Path) -> int:
     """Return the next round number: after every recorded round and every directory already there."""
-    recorded = [r["round"] for r in registry.adapters(conn)]
+    recorded = [r.round for r in archive.adapters()]
     present = [int(p.name.split("_")[1]) for p in directory.glob("round_*") if p.name.split("_")[1].isdigit()]
     return max([0, *recorded, *present]) + 1
 
@@ -94,21 +93,21 @@ class FinetuneRounds:
         event when it died with the loop.
         """
         self._last_start = evolution.stats.evaluated
-        before = registry.latest(evolution.archive.conn)
+        before = evolution.archive.latest_adapter()
         left = unfinished_rounds(evolution.archive)
         if left:
             with evolution.archive.transaction():
                 for event in left:
                     self._adopt(evolution, event)
-        row = registry.latest(evolution.archive.conn)
+        row = evolution.archive.latest_adapter()
         if row != before:
             return  # a round taken up has just been recorded and switched to
-        if row and row.get("path") and Path(row["path"]).is_dir():
-            switch(evolution.proposer, row["path"], self.config.control_share)
+        if row and row.path and Path(row.path).is_dir():
+            switch(evolution.proposer, row.path, self.config.control_share)
 
-    def _adopt(self, evolution: Evolution, event: dict[str, Any]) -> None:
+    def _adopt(self, evolution: Evolution, event: Event) -> None:
         """Take up the round of a `finetune-start` event that has no end (its loop was killed)."""
-        k = event["data"]["round"]
+        k = event.data["round"]
         request_file = self.directory / f"round_{k}.json"
         try:
             request = RoundRequest.from_json(json.loads(request_file.read_text()))
@@ -116,8 +115,8 @@ class FinetuneRounds:
             evolution.archive.add_event("finetune-failed", evolution.stats.samples,
                                         {"round": k, "status": None, "log": f"left by a killed run; {request_file}: {exc}"})
             return
-        orphan = _Orphan(int(event["data"].get("pid") or 0), Path(request.out))
-        self._proc, self._request, self._started_sample = orphan, request, event["sample"]  # type: ignore[assignment]
+        orphan = _Orphan(int(event.data.get("pid") or 0), Path(request.out))
+        self._proc, self._request, self._started_sample = orphan, request, event.sample  # type: ignore[assignment]
         if orphan.poll() is None:  # at most one round still trains: a loop starts none while it polls one
             log.info("round %d, left by the killed run, still trains (pid %d): polled from here on", k, orphan.pid)
         else:
@@ -157,9 +156,9 @@ class FinetuneRounds:
         self._finish(evolution)
 
     def _start(self, evolution: Evolution) -> None:
-        k = next_round(evolution.archive.conn, self.directory)
-        latest = registry.latest(evolution.archive.conn)
-        parent = latest["path"] if latest and latest.get("path") and Path(latest["path"]).is_dir() else ""
+        k = next_round(evolution.archive, self.directory)
+        latest = evolution.archive.latest_adapter()
+        parent = latest.path if latest and latest.path and Path(latest.path).is_dir() else ""
         out = self.directory / f"round_{k}"
         request = RoundRequest(str(Path(self.db).resolve()), self.base, str(out.resolve()), k, parent, self.config)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -184,9 +183,9 @@ class FinetuneRounds:
         meta_file = out / "meta.json"
         if code == 0 and meta_file.is_file():
             meta = json.loads(meta_file.read_text())
-            row = registry.add_adapter(evolution.archive.conn, meta, self._started_sample, samples)
-            errors = switch(evolution.proposer, row["path"], self.config.control_share)
-            evolution.archive.add_event("adapter", samples, {"round": request.round, "path": row["path"], "errors": errors})
+            row = evolution.archive.add_adapter(meta, self._started_sample, samples)
+            errors = switch(evolution.proposer, row.path or "", self.config.control_share)
+            evolution.archive.add_event("adapter", samples, {"round": request.round, "path": row.path, "errors": errors})
             log.info("round %d recorded: %s examples, loss %.4g -> %.4g", request.round, meta["examples"],
                      meta["base_loss"], meta["adapter_loss"])
             return
@@ -203,16 +202,16 @@ class FinetuneRounds:
 ROUND_ENDS = {"adapter", "finetune-skipped", "finetune-stopped", "finetune-failed"}
 
 
-def unfinished_rounds(archive: Archive) -> list[dict[str, Any]]:
+def unfinished_rounds(archive: Archive) -> list[Event]:
     """Return the `finetune-start` events whose round has no end event: rounds a killed loop left behind."""
-    started: dict[int, dict[str, Any]] = {}
+    started: dict[int | None, Event] = {}
     for event in archive.events():
-        round_ = event["data"].get("round") if isinstance(event["data"], dict) else None
-        if event["kind"] == "finetune-start":
+        round_ = event.data.get("round") if isinstance(event.data, dict) else None
+        if event.kind == "finetune-start":
             started[round_] = event
-        elif event["kind"] in ROUND_ENDS:
+        elif event.kind in ROUND_ENDS:
             started.pop(round_, None)
-    return sorted(started.values(), key=lambda e: e["id"])
+    return sorted(started.values(), key=lambda e: e.id)
 
 
 class _Orphan:
@@ -270,7 +269,7 @@ def _package_root() -> str:
 
 
 def base_model(config: RunConfig) -> str:
-    """Return the checkpoint a run's rounds train: `finetune.base`, else its transformers or vllm model."""
+    """Return the checkpoint a run's rounds train: `finetune.base`, else its transformers, vllm or llamacpp model."""
     if config.finetune.base:
         return str(config.finetune.base)
     names = config.proposer.names
@@ -278,6 +277,10 @@ def base_model(config: RunConfig) -> str:
         return str(config.transformers.model)
     if "vllm" in names and config.vllm.model:
         return str(config.vllm.model)
+    if "llamacpp" in names:  # the GGUF file: the trainer makes (once) and trains its transformers checkpoint
+        from evolve.proposers.llamacpp import model_file
+
+        return str(model_file(config.llamacpp))
     return ""
 
 
@@ -300,12 +303,12 @@ def _installed(module: str) -> bool:
 
 def attach_rounds(evolution: Evolution, config: RunConfig, db: Path) -> FinetuneRounds | None:
     """Hook rounds into a run when it asks for them (`finetune.every`), and re-apply its latest adapter."""
-    has_rounds = registry.has_table(evolution.archive.conn)
+    has_rounds = evolution.archive.has_adapters()
     if not config.finetune.every and not has_rounds:
         return None
     base = base_model(config)
     if config.finetune.every and not base:
-        raise ConfigError("finetune.every needs a base checkpoint to train: run the transformers or vllm proposer "
+        raise ConfigError("finetune.every needs a base checkpoint to train: run the llamacpp, transformers or vllm proposer "
                           "with --model, or set finetune.base")
     if config.finetune.every:
         check_trainer(config.finetune)
@@ -313,6 +316,21 @@ def attach_rounds(evolution: Evolution, config: RunConfig, db: Path) -> Finetune
     rounds.attach(evolution)
     evolution.hooks.append(rounds)
     return rounds
+
+
+def _with_gguf_adapter(directory: Path, base: str) -> None:
+    """Write `directory`/adapter.gguf for a round whose base is a GGUF file, unless it is there already."""
+    from evolve.gguf_info import is_gguf
+    from evolve.proposers.llamacpp import GGUF_ADAPTER_NAME
+
+    if (directory / GGUF_ADAPTER_NAME).is_file() or not (Path(base).is_file() and is_gguf(Path(base))):
+        return
+    from finetune.gguf_adapter import AdapterConversionError, convert_adapter
+
+    try:
+        convert_adapter(directory, base, directory / GGUF_ADAPTER_NAME)
+    except AdapterConversionError as exc:
+        log.warning("%s: no llama.cpp adapter written: %s", directory, exc)
 
 
 def finetune_now(db: Path, base: str = "", method: str = "", out: Path | None = None) -> dict[str, Any]:
@@ -333,34 +351,39 @@ def finetune_now(db: Path, base: str = "", method: str = "", out: Path | None = 
         if not model:
             raise ConfigError("name the checkpoint to train with --base DIR (the run's proposer has no local model)")
         directory = adapters_dir(db, config.finetune)
-        k = next_round(archive.conn, directory)
-        latest = registry.latest(archive.conn)
-        parent = latest["path"] if latest and latest.get("path") and Path(latest["path"]).is_dir() else ""
-        if latest and latest.get("base_model") != model:
+        k = next_round(archive, directory)
+        latest = archive.latest_adapter()
+        parent = latest.path if latest and latest.path and Path(latest.path).is_dir() else ""
+        if latest and latest.base_model != model:
             parent = ""  # an adapter of another base model cannot be continued
         target = Path(out) if out else directory / f"round_{k}"
         meta = train_round(RoundRequest(str(Path(db).resolve()), model, str(target.resolve()), k, parent, config.finetune))
         samples = archive.state().get("stats", {}).get("samples", 0)
         with archive.transaction():
-            registry.add_adapter(archive.conn, meta, samples, samples)
+            archive.add_adapter(meta, samples, samples)
             archive.add_event("adapter", samples, {"round": k, "path": meta["path"], "errors": [], "standalone": True})
     archive.close()
     return meta
 
 
-def export_adapters(conn: Any, out_dir: Path) -> list[Path]:
-    """Copy every recorded round to OUT_DIR/adapters/round_k (each written whole, then renamed into place)."""
+def export_adapters(archive: Archive, out_dir: Path) -> list[Path]:
+    """Copy every recorded round to OUT_DIR/adapters/round_k (each written whole, then renamed into place).
+
+    A round trained for a GGUF model (the llamacpp proposer) also gets its
+    llama.cpp LoRA GGUF, `adapter.gguf`, beside the PEFT files.
+    """
     written = []
-    for row in registry.adapters(conn):
-        source = Path(row["path"] or "")
+    for row in archive.adapters():
+        source = Path(row.path or "")
         if not (source / "adapter_config.json").is_file():
-            log.warning("round %s: %s is gone; not exported", row["round"], source)
+            log.warning("round %s: %s is gone; not exported", row.round, source)
             continue
-        target = Path(out_dir) / "adapters" / f"round_{row['round']}"
+        target = Path(out_dir) / "adapters" / f"round_{row.round}"
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, tmp)
+        _with_gguf_adapter(tmp, row.base_model or "")
         if target.exists():
             shutil.rmtree(target)
         os.rename(tmp, target)

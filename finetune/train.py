@@ -33,7 +33,6 @@ from typing import Any
 from evolve.archive import Archive
 from evolve.prompt import spec_preface
 from evolve.recorded import recorded_spec
-from finetune import registry
 from finetune.config import FinetuneConfig
 from finetune.data import Example, Pair, preference_pairs, sft_examples, write_jsonl
 from finetune.dpo import train_dpo
@@ -45,12 +44,13 @@ log = logging.getLogger(__name__)
 def build_data(archive: Archive, config: FinetuneConfig) -> tuple[list[Example] | list[Pair], int]:
     """Return the round's records (cumulative over earlier rounds' windows) and the first sample they do not cover."""
     spec = recorded_spec(archive)
-    (until,) = archive.conn.execute("SELECT COALESCE(MAX(sample), -1) + 1 FROM programs").fetchone()
-    edges = [0] + [r["data_until_sample"] for r in registry.adapters(archive.conn) if r.get("data_until_sample")]
+    until = archive.next_sample()
+    edges = [0] + [r.data_until_sample for r in archive.adapters() if r.data_until_sample]
     preface = spec_preface(spec)
     if config.method == "dpo":
         return preference_pairs(archive, preface, spec.function_name, config.pairs_per_prompt, config.cap), until
-    return sft_examples(archive, preface, spec.function_name, edges, config.top_share, config.cap), until
+    return sft_examples(archive, preface, spec.function_name, edges, config.top_share, config.cap,
+                        config.improving_only), until
 
 
 def train_round(request: RoundRequest) -> dict[str, Any]:
@@ -151,14 +151,29 @@ def _load(request: RoundRequest) -> tuple[Any, Any, Any]:
     torch.manual_seed(request.round)
     device = request.config.device
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    checkpoint = _checkpoint(request.base)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(request.base, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(request.base, local_files_only=True, dtype=dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(checkpoint, local_files_only=True, dtype=dtype).to(device)
     except (OSError, ValueError) as exc:
         raise FinetuneError(f"cannot load the base checkpoint {request.base}: {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return torch, model, tokenizer
+
+
+def _checkpoint(base: str) -> str:
+    """Return the transformers checkpoint to train: `base` itself, or the one made (once, cached) from a GGUF file."""
+    from evolve.gguf_info import is_gguf
+
+    if not (Path(base).is_file() and is_gguf(Path(base))):
+        return base
+    from finetune.hf_base import HFBaseError, hf_base_dir
+
+    try:
+        return str(hf_base_dir(base))  # the llamacpp proposer's model: the same weights, dequantized
+    except HFBaseError as exc:
+        raise FinetuneError(f"cannot train on {base}: {exc}") from exc
 
 
 def _with_lora(model: Any, request: RoundRequest) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evolve.archive import Archive, ArchiveError, NewProgram
+from evolve.archive import Archive, ArchiveError, Counts, NewProgram, NodeCount, schema
 from sandbox import Evaluation, FailureKind
 
 
@@ -39,9 +39,9 @@ def test_readers_see_committed_batches_and_cannot_write(tmp_path: Path) -> None:
             writer.add_program(program(i, score))
         writer.add_members(0, [1, 3])
         writer.add_duplicate(3)
-    assert [r["id"] for r in reader.top(5)] == [3, 4, 1]  # best first, ties by id
+    assert [r.id for r in reader.top(5)] == [3, 4, 1]  # best first, ties by id
     counts = reader.counts()
-    assert counts == {"programs": 4, "valid": 3, "duplicates": 1, "failures": {"timeout": 1}}
+    assert counts == Counts(programs=4, valid=3, duplicates=1, failures={"timeout": 1})
     assert reader.members() == {0: [1, 3]}
     with pytest.raises(sqlite3.OperationalError):
         reader.conn.execute("DELETE FROM programs")
@@ -75,14 +75,74 @@ def test_an_archive_from_before_the_node_column_gains_it(tmp_path: Path) -> None
     archive.conn.execute("DROP INDEX programs_node")  # as an archive written before the column existed
     archive.conn.execute("ALTER TABLE programs DROP COLUMN node")
     archive.close()
-    assert "node" not in Archive.open(db, readonly=True).program(1)  # readers take the file as it is
+    old = Archive.open(db, readonly=True)  # readers take the file as it is
+    assert old.program(1).node is None and old.by_node() == [] and old.program(1).function == "def f():\n    return 1\n"
+    assert "node" not in schema.columns(old.conn, "programs")  # a reader never migrates
     reopened = Archive.open(db)
-    assert reopened.program(1)["node"] is None  # evaluated before: where is unknown
+    assert reopened.program(1).node is None  # evaluated before: where is unknown
     ran_on = NewProgram(hash="h2", function="def f():\n    return 2\n", parents=(1,), island=0, proposer="test",
                         model="", sample=2, evaluation=Evaluation(scores={"a": -1.0}, node="host/0123abcd"))
     with reopened.transaction():
         reopened.add_program(ran_on)
-    assert reopened.program(2)["node"] == "host/0123abcd"
-    assert Archive.open(db).program(2)["node"] == "host/0123abcd"  # opening again adds nothing twice
+    assert reopened.program(2).node == "host/0123abcd"
+    assert Archive.open(db).program(2).node == "host/0123abcd"  # opening again adds nothing twice
+    assert reopened.by_node() == [NodeCount("host/0123abcd", 1, 1)]
     indexes = {row[0] for row in reopened.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "programs_node" in indexes  # `status` counts per node without reading every program
+
+
+def filled(tmp_path: Path) -> Archive:
+    """An archive of 12 programs on 2 islands: sample i scores -i on island i % 2, every third one failed."""
+    archive = Archive.create(tmp_path / "q.db", {"spec": {}})
+    with archive.transaction():
+        for i in range(12):
+            ev = Evaluation(failure=FailureKind.ERROR, error="boom\nline 2") if i % 3 == 2 else Evaluation(scores={"a": -float(i)})
+            archive.add_program(NewProgram(hash=f"h{i}", function=f"def f():\n    return {i}\n", parents=(1,) if i else (),
+                                           island=None if i == 0 else i % 2, proposer="seed" if i == 0 else "gp",
+                                           model="", sample=i, evaluation=ev))
+        archive.add_event("reset", 5, {"island": 1, "founder": 4})
+        archive.add_event("stop", 12, {"reason": "budget"})
+    return archive
+
+
+def test_program_reads_are_typed_rows(tmp_path: Path) -> None:
+    archive = filled(tmp_path)
+    row = archive.program(5)  # sample 4
+    assert (row.id, row.island, row.sample, row.parents, dict(row.scores), row.score) == (5, 0, 4, (1,), {"a": -4.0}, -4.0)
+    assert (row.failure, row.error, row.proposer, row.model, row.adapter, row.length) == (None, "", "gp", "", "", len(row.function))
+    failed = archive.program(3)
+    assert (failed.score, failed.failure, dict(failed.scores)) == (None, "error", {})
+    with pytest.raises(ArchiveError, match="no program 99"):
+        archive.program(99)
+    assert sorted(archive.programs([1, 5, 99])) == [1, 5]
+    assert [r.id for r in archive.top(3, island=1)] == [1, 2, 4]  # the seed (on every island) first
+    assert archive.best_until(0).id == 1 and archive.best_until(-1) is None
+    assert [r.id for r in archive.written_by("seed")] == [1] and [r.id for r in archive.children()] == list(range(2, 13))
+    # Samples [3, 9): valid 3, 4, 6, 7; the best two (ties kept) score -3 and -4.
+    assert archive.count_valid(3, 9) == 4 and archive.count_valid(9) == 2
+    assert sorted(r.sample for r in archive.window_best(3, 9, keep=2)) == [3, 4]
+    assert (archive.next_sample(), archive.last_program_id()) == (12, 12)
+    assert archive.sizes().programs == 12 and archive.sizes().events == 2
+    assert [(o.proposer, o.programs, o.valid, o.best_score) for o in archive.by_proposer()] == [("gp", 11, 7, -1.0), ("seed", 1, 1, 0.0)]
+
+
+def test_queries_behind_status_and_the_tui(tmp_path: Path) -> None:
+    archive = filled(tmp_path)
+    assert [e.kind for e in archive.events()] == ["reset", "stop"] and archive.events("reset")[0].data == {"island": 1, "founder": 4}
+    last = archive.last_event()
+    assert last is not None and (last.kind, last.sample, last.data) == ("stop", 12, {"reason": "budget"})
+    assert [e.kind for e in archive.events_after(1, "stop")] == ["stop"] and archive.events_after(2, "stop") == []
+    assert archive.last_event_id() == 2
+    assert archive.samples_of([5, 12]) == {5: 4, 12: 11} and archive.samples_of([]) == {}
+    assert [(f.id, f.island, f.sample, f.failure) for f in archive.latest_failures([0, 1], limit=3)] == [
+        (12, 1, 11, "error"), (9, 0, 8, "error"), (6, 1, 5, "error")]
+    assert [p.id for p in archive.programs_after(10)] == [11, 12]
+    assert archive.seed_scores(until_id=12) == [(0, 0.0)]
+    assert sorted(archive.failure_counts(bucket=6, until_id=12)) == [(0, 0, "error", 1), (0, 1, "error", 1), (1, 0, "error", 1),
+                                                                     (1, 1, "error", 1)]
+    # Best score per island and bucket of 4 samples: over the history index, every pair (None: nothing valid) ...
+    indexed = archive.best_by_bucket([0, 1], bucket=4, last_bucket=2, until_id=12)
+    assert sorted(indexed) == [(0, 0, None), (0, 1, -4.0), (0, 2, -10.0), (1, 0, -1.0), (1, 1, -7.0), (1, 2, -9.0)]
+    # ... and on an archive from before the index, the GROUP BY, which gives the same figures.
+    archive.conn.execute(f"DROP INDEX {schema.HISTORY_INDEX}")
+    assert sorted(archive.best_by_bucket([0, 1], bucket=4, last_bucket=2, until_id=12)) == sorted(indexed)

@@ -164,8 +164,8 @@ def test_a_node_killed_mid_run_loses_nothing(tmp_path: Path, cluster: Cluster) -
     rejected = sum(stats.rejected.values())
     # Every sample is accounted for: a program in the archive (the seed aside), a duplicate or a rejection.
     assert stats.samples == budget
-    assert stats.samples == (counts["programs"] - 1) + counts["duplicates"] + rejected
-    assert stats.evaluated == counts["programs"]
+    assert stats.samples == (counts.programs - 1) + counts.duplicates + rejected
+    assert stats.evaluated == counts.programs
     assert "lost" not in stats.failures  # the head was alive: every evaluation the worker lost ran again there
     by_node = dict(archive.conn.execute("SELECT node, COUNT(*) FROM programs GROUP BY node"))
     assert set(by_node) == {head_name, worker_name}, by_node

@@ -24,7 +24,7 @@ pytest.importorskip("torch", reason="needs the lm extra (make test installs it)"
 pytest.importorskip("peft")
 
 from conftest import ROOT, evolve, evolve_json  # noqa: E402
-from finetune import registry  # noqa: E402
+from evolve.archive import Archive, ArchiveError  # noqa: E402
 from tiny_lm import teach, tiny_model  # noqa: E402
 
 FIT = '''\
@@ -151,13 +151,14 @@ def run(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 
 def test_two_rounds_train_while_the_run_goes_on(run: tuple[Path, str], model_dir: Path) -> None:
     db, text = run
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = registry.adapters(conn)
-        kinds = [k for (k,) in conn.execute("SELECT kind FROM events")]
+    archive = Archive.open(db, readonly=True)
+    rows = archive.adapters()
+    kinds = [e.kind for e in archive.events()]
+    archive.close()
     assert len(rows) >= 2, text[-3000:]
     assert "finetune-failed" not in kinds and kinds[-1] == "stop"
-    assert rows[1]["parent"] == rows[0]["path"]  # round 2 continues round 1 on the cumulative data
-    assert rows[1]["examples"] >= rows[0]["examples"]
+    assert rows[1].parent == rows[0].path  # round 2 continues round 1 on the cumulative data
+    assert rows[1].examples is not None and rows[0].examples is not None and rows[1].examples >= rows[0].examples
 
     import torch
     from peft import PeftModel
@@ -167,25 +168,26 @@ def test_two_rounds_train_while_the_run_goes_on(run: tuple[Path, str], model_dir
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     for row in rows:
         # The run's sample counter went on while the round trained in its own process.
-        assert row["finished_sample"] > row["started_sample"], row
-        assert len(row["loss_curve"]) == row["steps"] == 8 and row["duration_s"] > 0
-        assert f"switched to the adapter {row['path']}" in text  # the running proposer loaded it
-        path = Path(row["path"])
+        assert row.finished_sample is not None and row.started_sample is not None
+        assert row.finished_sample > row.started_sample, row
+        assert len(row.loss_curve) == row.steps == 8 and row.duration_s is not None and row.duration_s > 0
+        assert f"switched to the adapter {row.path}" in text  # the running proposer loaded it
+        path = Path(row.path or "")
         assert {"adapter_config.json", "adapter_model.safetensors", "meta.json", "train.jsonl"} <= {p.name for p in path.iterdir()}
         adapter_config = json.loads((path / "adapter_config.json").read_text())
         assert adapter_config["modules_to_save"] is None  # nothing but LoRA weights: vLLM serves it
         layers = {name.rsplit(".", 1)[-1] for name in adapter_config["target_modules"]}
         assert layers == {"c_attn", "c_proj", "c_fc"}  # every linear layer of the blocks ("all-linear"), not lm_head
         records = [json.loads(line) for line in (path / "train.jsonl").read_text().splitlines()]
-        assert len(records) == row["examples"] > 0
+        assert len(records) == row.examples > 0
         base = completion_loss(AutoModelForCausalLM.from_pretrained(model_dir), tokenizer, records)
         tuned = completion_loss(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), path), tokenizer, records)
-        assert tuned < base, (row["round"], base, tuned)
-        assert row["base_loss"] == pytest.approx(base, rel=1e-3) and row["adapter_loss"] == pytest.approx(tuned, rel=1e-3)
+        assert tuned < base, (row.round, base, tuned)
+        assert row.base_loss == pytest.approx(base, rel=1e-3) and row.adapter_loss == pytest.approx(tuned, rel=1e-3)
 
     status = evolve_json("status", str(db))
     evidence = status["adapters"]
-    assert [e["round"] for e in evidence] == [0] + [r["round"] for r in rows]
+    assert [e["round"] for e in evidence] == [0] + [r.round for r in rows]
     assert evidence[0]["base_programs"] > 0  # before any round: the base model's own programs
     # (After a round, its adapter's figures stand next to the control share's; here both mostly rewrite
     # programs the run already has, which are duplicates, not new programs: tests/test_finetune_registry.py
@@ -197,10 +199,15 @@ def _rounds(db: Path) -> int:
     if not db.exists():
         return 0
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return len(registry.adapters(conn))
+        archive = Archive.open(db, readonly=True)
+    except ArchiveError:  # the file exists before its tables do
+        return 0
+    try:
+        return len(archive.adapters())
     except sqlite3.OperationalError:
         return 0
+    finally:
+        archive.close()
 
 
 def test_export_resume_and_a_standalone_round(run: tuple[Path, str], model_dir: Path, tmp_path: Path) -> None:
@@ -208,33 +215,31 @@ def test_export_resume_and_a_standalone_round(run: tuple[Path, str], model_dir: 
     from transformers import AutoModelForCausalLM
 
     from evolve import session
-    from evolve.archive import Archive
     from finetune.rounds import finetune_now
 
     db, _ = run
     proc = evolve("export", str(db), str(tmp_path / "out"), "--adapters")
     assert proc.returncode == 0, proc.stderr
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = registry.adapters(conn)
+    rows = Archive.open(db, readonly=True).adapters()
     for row in rows:
-        exported = tmp_path / "out" / "adapters" / f"round_{row['round']}"
+        exported = tmp_path / "out" / "adapters" / f"round_{row.round}"
         tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), exported)  # loads as it is
         assert tuned.active_adapter == "default"
     # Resume: the proposer starts from the latest adapter (loaded with the model on its first batch).
     archive = Archive.open(db)
     evolution = session.open_evolution(archive, session.spec_of(archive), session.config_of(archive), pool=None,  # type: ignore[arg-type]
                                        fresh=False)
-    assert evolution.proposer.adapter == rows[-1]["path"]
+    assert evolution.proposer.adapter == rows[-1].path
     archive.close()
     # A live run holds the archive: `evolve finetune` refuses in one line; once stopped, it trains and records a round.
     with session.run_lock(db):
         refused = evolve("finetune", str(db))
     assert refused.returncode == 2 and "being evolved" in refused.stderr and "Traceback" not in refused.stderr
     meta = finetune_now(db, out=tmp_path / "manual")
-    assert meta["round"] == rows[-1]["round"] + 1 and meta["parent"] == rows[-1]["path"]
+    assert meta["round"] == rows[-1].round + 1 and meta["parent"] == rows[-1].path
     assert meta["adapter_loss"] < meta["base_loss"] and (tmp_path / "manual" / "adapter_config.json").is_file()
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        assert registry.latest(conn)["path"] == str((tmp_path / "manual").resolve())
+    latest = Archive.open(db, readonly=True).latest_adapter()
+    assert latest is not None and latest.path == str((tmp_path / "manual").resolve())
 
 
 def test_resume_takes_up_the_round_a_killed_loop_left_behind(run: tuple[Path, str], tmp_path: Path) -> None:
@@ -242,41 +247,40 @@ def test_resume_takes_up_the_round_a_killed_loop_left_behind(run: tuple[Path, st
     import shutil
 
     from evolve import session
-    from evolve.archive import Archive
 
     db, _ = run
     copy = tmp_path / "run.db"  # the same stem: its adapters folder is tmp_path / "run-adapters"
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as source, sqlite3.connect(copy) as target:
         source.backup(target)
     shutil.copytree(db.parent / "run-adapters", tmp_path / "run-adapters")
+    last = [r for r in Archive.open(copy, readonly=True).adapters()
+            if (tmp_path / "run-adapters" / f"round_{r.round}.json").is_file()][-1]
     with sqlite3.connect(copy) as conn:  # as if the loop died after its last round finished, before it recorded it
-        last = [r for r in registry.adapters(conn) if (tmp_path / "run-adapters" / f"round_{r['round']}.json").is_file()][-1]
-        conn.execute("DELETE FROM adapters WHERE round >= ?", (last["round"],))  # (and no `evolve finetune` after)
-        conn.execute("DELETE FROM events WHERE kind = 'adapter' AND json_extract(data, '$.round') >= ?", (last["round"],))
+        conn.execute("DELETE FROM adapters WHERE round >= ?", (last.round,))  # (and no `evolve finetune` after)
+        conn.execute("DELETE FROM events WHERE kind = 'adapter' AND json_extract(data, '$.round') >= ?", (last.round,))
         # and a third round that died with the loop: started, never finished, its process gone
         conn.execute("INSERT INTO events(time, sample, kind, data) VALUES (0, 1, 'finetune-start', ?)",
                      (json.dumps({"round": 99, "parent": "", "pid": 0}),))
-    request = json.loads((tmp_path / "run-adapters" / f"round_{last['round']}.json").read_text())
+    request = json.loads((tmp_path / "run-adapters" / f"round_{last.round}.json").read_text())
     request.update(round=99, out=str(tmp_path / "run-adapters" / "round_99"))  # never written
     (tmp_path / "run-adapters" / "round_99.json").write_text(json.dumps(request))
     archive = Archive.open(copy)
     evolution = session.open_evolution(archive, session.spec_of(archive), session.config_of(archive), pool=None,  # type: ignore[arg-type]
                                        fresh=False)
-    taken = registry.latest(archive.conn)
-    assert taken["round"] == last["round"] and taken["path"] == last["path"]  # recorded, nothing lost
-    assert evolution.proposer.adapter == last["path"]
-    assert [e["data"]["round"] for e in archive.events("finetune-failed")] == [99]
+    taken = archive.latest_adapter()
+    assert taken is not None and (taken.round, taken.path) == (last.round, last.path)  # recorded, nothing lost
+    assert evolution.proposer.adapter == last.path
+    assert [e.data["round"] for e in archive.events("finetune-failed")] == [99]
     archive.close()
     reopened = Archive.open(copy)  # a second resume takes up nothing twice
     session.open_evolution(reopened, session.spec_of(reopened), session.config_of(reopened), pool=None,  # type: ignore[arg-type]
                            fresh=False)
-    assert [r["round"] for r in registry.adapters(reopened.conn)].count(last["round"]) == 1
+    assert [r.round for r in reopened.adapters()].count(last.round) == 1
     assert len(reopened.events("finetune-failed")) == 1
 
 
 def test_a_crashing_round_is_a_logged_failure_not_a_dead_run(tmp_path: Path) -> None:
     from evolve import session
-    from evolve.archive import Archive
     from evolve.config import RunConfig
 
     spec = tmp_path / "fit.py"
@@ -292,8 +296,8 @@ def test_a_crashing_round_is_a_logged_failure_not_a_dead_run(tmp_path: Path) -> 
     done = Archive.open(tmp_path / "run.db", readonly=True)
     assert done.state()["stats"]["samples"] == 48
     failed = done.events("finetune-failed")
-    assert failed and "cannot load the base checkpoint" in failed[0]["data"]["log"]
-    assert not registry.has_table(done.conn) and not list((tmp_path / "run-adapters").glob(".round_*"))
+    assert failed and "cannot load the base checkpoint" in failed[0].data["log"]
+    assert not done.has_adapters() and not list((tmp_path / "run-adapters").glob(".round_*"))
 
 
 def test_dpo_round_widens_the_margin_of_chosen_over_rejected(model_dir: Path, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def run_library(db: Path, seed: int, workers: int, budget: int) -> list[str]:
     archive, spec = session.new_run("bin_packing_or", db, config)
     with session.pool_for(config) as pool:
         session.open_evolution(archive, spec, config, pool, fresh=True).run()
-    return [h for (h,) in archive.conn.execute("SELECT hash FROM programs ORDER BY id")]
+    return [h for h, _ in sorted(archive.hashes().items(), key=lambda kv: kv[1])]  # in id order
 
 
 def test_same_seed_same_hashes(tmp_path: Path) -> None:
@@ -86,16 +86,16 @@ def test_hostile_candidates_are_failures_and_the_run_goes_on(tmp_path: Path) -> 
         started = time.monotonic()
         assert evolution.run() == "budget"
         assert time.monotonic() - started < 30  # the infinite loop was killed at its deadline
-    rows = {r["function"]: r for r in archive._programs("", ())}
+    rows = {r.function: r for r in archive.written_by("hostile")}
     for kind, source in HOSTILE.items():
-        assert rows[source]["failure"] == kind, (kind, rows[source]["error"])
-        assert rows[source]["score"] is None and rows[source]["error"]
+        assert rows[source].failure == kind, (kind, rows[source].error)
+        assert rows[source].score is None and rows[source].error
     assert evolution.stats.samples == 16 and evolution.stats.valid >= 12
     assert evolution.stats.failures == {kind: 1 for kind in HOSTILE}
     # A failure names its line in the candidate's own function, or the spec's line when the spec's code raised.
-    assert rows[HOSTILE["error"]]["error"] == "ZeroDivisionError: division by zero (line 2 of priority)"
+    assert rows[HOSTILE["error"]].error == "ZeroDivisionError: division by zero (line 2 of priority)"
     raising = next(i for i, line in enumerate(spec.source.splitlines(), 1) if "raise InvalidOutput(" in line)
-    assert rows[HOSTILE["invalid-output"]]["error"].endswith(f"(line {raising} of {spec.path.name})")
+    assert rows[HOSTILE["invalid-output"]].error.endswith(f"(line {raising} of {spec.path.name})")
 
 
 def test_kill_9_then_resume_keeps_everything(tmp_path: Path, small_config: Path) -> None:
@@ -141,7 +141,7 @@ def test_kill_9_then_resume_keeps_everything(tmp_path: Path, small_config: Path)
     # The islands continued: each island's members at the kill are still its members
     # (or the island was reset after the resume, which the events table records).
     members = Archive.open(db, readonly=True).members()
-    resets = {e["data"]["island"] for e in Archive.open(db, readonly=True).events("reset") if e["sample"] > samples_at_kill}
+    resets = {e.data["island"] for e in Archive.open(db, readonly=True).events("reset") if e.sample > samples_at_kill}
     for island, ids in members_at_kill.items():
         if island not in resets:
             assert members[island][: len(ids)] == ids

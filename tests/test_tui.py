@@ -73,7 +73,7 @@ def test_header_numbers_equal_evolve_status(run_db: Path) -> None:
         await settle(pilot)
         snap = pilot.app.snapshot
         assert snap is not None
-        assert json.loads(json.dumps(snap.status)) == cli
+        assert json.loads(json.dumps(snap.status.to_json())) == cli
         shown = header_text(snap).plain
         assert pilot.app.query_one(RunHeader).render().plain == shown
         for text in (cli["problem"], cli["state"], cli["proposer"], fmt.count(cli["samples"]), fmt.share(cli["valid_share"]),
@@ -112,15 +112,15 @@ def test_top_program_shown_is_the_best(run_db: Path) -> None:
         assert programs.selected_id == best_id
         assert programs.get_row_at(0)[1:3] == [str(best_id), fmt.score(best_score)]
         detail = pilot.app.query_one(ProgramView).detail
-        assert detail is not None and detail.row["id"] == best_id
-        assert set(detail.metrics["excess_percent"]) == set(detail.row["scores"])
+        assert detail is not None and detail.row.id == best_id
+        assert set(detail.metrics["excess_percent"]) == set(detail.row.scores)
         # The next one down (the seed may be the best after 160 samples): an evolved program, with its parents.
         await pilot.press("down")
         await settle(pilot)
         detail = pilot.app.query_one(ProgramView).detail
-        assert detail is not None and str(detail.row["id"]) == programs.get_row_at(1)[1] == str(programs.selected_id)
-        assert detail.parents and set(detail.diffs) == {p["id"] for p in detail.parents}
-        assert detail.lineage and detail.lineage[-1]["proposer"] == "seed"  # back to the seed
+        assert detail is not None and str(detail.row.id) == programs.get_row_at(1)[1] == str(programs.selected_id)
+        assert detail.parents and set(detail.diffs) == {p.id for p in detail.parents}
+        assert detail.lineage and detail.lineage[-1].proposer == "seed"  # back to the seed
 
     drive(EvoloopApp(run_db, interval=NEVER), body)
 
@@ -130,7 +130,7 @@ def test_selecting_an_island_filters_the_views(run_db: Path) -> None:
         await settle(pilot)
         app = pilot.app
         assert isinstance(app, EvoloopApp)
-        assert {r["island"] for r in app.snapshot.top} == {None, 0, 1, 2, 3}  # type: ignore[union-attr]  # None: the seed
+        assert {r.island for r in app.snapshot.top} == {None, 0, 1, 2, 3}  # type: ignore[union-attr]  # None: the seed
         table = app.query_one(IslandsTable)
         table.focus()
         table.move_cursor(row=table.get_row_index("2"))
@@ -139,7 +139,7 @@ def test_selecting_an_island_filters_the_views(run_db: Path) -> None:
         assert app.island == 2
         snap = app.snapshot
         assert snap is not None and snap.island == 2
-        assert snap.top and {r["island"] for r in snap.top} <= {2, None} and any(r["island"] == 2 for r in snap.top)
+        assert snap.top and {r.island for r in snap.top} <= {2, None} and any(r.island == 2 for r in snap.top)
         assert app.query_one(ScorePlot).data.island == 2  # type: ignore[union-attr]
         shown = [app.query_one(ProgramList).get_row_at(i)[3] for i in range(app.query_one(ProgramList).row_count)]
         assert set(shown) <= {"2", "all"}
@@ -203,7 +203,7 @@ def test_a_new_best_appears_without_a_restart(run_db: Path, tmp_path: Path) -> N
         await settle(pilot)
         app = pilot.app
         assert isinstance(app, EvoloopApp)
-        assert app.snapshot is not None and app.snapshot.status["score"] == best_score
+        assert app.snapshot is not None and app.snapshot.status.score == best_score
         await pilot.press("2", "down")  # the user looks at the second best
         await settle(pilot)
         programs = app.query_one(ProgramList)
@@ -221,15 +221,15 @@ def test_a_new_best_appears_without_a_restart(run_db: Path, tmp_path: Path) -> N
             ]
         writer.close()
         for _ in range(100):  # the timer polls every 0.2 s; this bounds the wait, it checks no speed
-            if app.snapshot.status["best_id"] == new_ids[-1]:
+            if app.snapshot.status.best_id == new_ids[-1]:
                 break
             await pilot.pause(0.1)
         await settle(pilot)
-        assert app.snapshot.status["score"] == new_scores[-1]
+        assert app.snapshot.status.score == new_scores[-1]
         assert fmt.score(new_scores[-1]) in app.query_one(RunHeader).render().plain
         assert [programs.get_row_at(i)[1] for i in range(2)] == [str(i) for i in reversed(new_ids)]
         assert programs.selected_id == chosen and programs.get_row_index(str(chosen)) == 3  # it stays with the user's choice
-        assert app.query_one(ProgramView).detail.row["id"] == chosen  # type: ignore[union-attr]
+        assert app.query_one(ProgramView).detail.row.id == chosen  # type: ignore[union-attr]
         assert app.snapshot.curves[None].ys[-1] == new_scores[-1]  # the overall curve rose
         assert app.snapshot.curves[1].ys[-1] == new_scores[-1]
         # Back on the best, the cursor follows the best as new ones arrive.
@@ -243,12 +243,12 @@ def test_a_new_best_appears_without_a_restart(run_db: Path, tmp_path: Path) -> N
             ))
         writer.close()
         for _ in range(100):
-            if app.snapshot.status["best_id"] == newest:
+            if app.snapshot.status.best_id == newest:
                 break
             await pilot.pause(0.1)
         await settle(pilot)
         assert programs.selected_id == newest
-        assert app.query_one(ProgramView).detail.row["id"] == newest  # type: ignore[union-attr]
+        assert app.query_one(ProgramView).detail.row.id == newest  # type: ignore[union-attr]
 
     drive(EvoloopApp(db, interval=0.2, reader=ArchiveReader.open(db, top_k=TOP_K)), body)
 

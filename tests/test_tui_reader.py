@@ -13,6 +13,7 @@ from evolve import session
 from evolve.archive import Archive, ArchiveError
 from evolve.config import RunConfig
 from evolve.loop import Evolution, islands_summary_rows
+from evolve.status import read_status
 from tui.reader import ArchiveReader
 
 CONFIG = {
@@ -45,10 +46,11 @@ def test_incremental_polls_match_a_fresh_reader_and_status(tmp_path: Path) -> No
     assert last.curves == fresh.curves  # a bucket of one sample: both exact
     assert last.resets == fresh.resets and len(last.resets) >= 1
     assert last.failure_series == fresh.failure_series
-    assert [r["id"] for r in last.top] == [r["id"] for r in fresh.top]
-    assert json.loads(json.dumps(last.status)) == json.loads(json.dumps(session.status(Archive.open(db, readonly=True))))
-    assert last.curves[None].ys[-1] == last.status["score"]
-    assert last.status["by_proposer"] == session.archive_by_proposer(Archive.open(db, readonly=True))
+    assert [r.id for r in last.top] == [r.id for r in fresh.top]
+    assert last.top == tuple(Archive.open(db, readonly=True).top(len(last.top)))
+    assert json.loads(json.dumps(last.status.to_json())) == json.loads(json.dumps(read_status(Archive.open(db, readonly=True)).to_json()))
+    assert last.curves[None].ys[-1] == last.status.score
+    assert last.status.by_proposer == tuple(Archive.open(db, readonly=True).by_proposer())  # kept up to date from the new rows
 
 
 def test_status_islands_from_the_state_equal_the_replay(tmp_path: Path) -> None:
@@ -60,13 +62,13 @@ def test_status_islands_from_the_state_equal_the_replay(tmp_path: Path) -> None:
         session.open_evolution(archive, spec, config, pool, fresh=True).run()
     replayed = islands_summary_rows(Evolution.restore_islands(archive, config, np.random.default_rng(0)))
     archive.close()
-    assert session.status(Archive.open(db, readonly=True))["islands"] == replayed
+    assert [r.to_json() for r in read_status(Archive.open(db, readonly=True)).islands] == replayed
     old = tmp_path / "old.db"
     shutil.copy(db, old)
     writer = Archive.open(old)
     with writer.transaction():  # as an archive written before the summary existed
         writer.conn.execute("DELETE FROM state WHERE key = 'islands_summary'")
-    assert session.status(Archive.open(old, readonly=True))["islands"] == replayed
+    assert [r.to_json() for r in read_status(Archive.open(old, readonly=True)).islands] == replayed
 
 
 def test_a_database_without_a_run_is_refused(tmp_path: Path) -> None:

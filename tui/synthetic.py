@@ -9,7 +9,8 @@ index plus noise, quantized as bin counts are, so islands hold a realistic
 number of clusters. The islands are a real `ProgramsDatabase` fed with those
 scores (resets included), so `members`, `state` and the `reset` events are
 consistent and `evolve status` restores them as it would a real run's.
-Rows go in with executemany in one transaction, indexes built afterwards.
+Rows go in with one executemany in one transaction (`Archive.add_rows`),
+the indexes built afterwards (`Archive.without_indexes`).
 Everything but the `created` and event times follows from the seed, which is
 what the snapshot tests need (a real run's programs change whenever the
 proposer does).
@@ -18,7 +19,6 @@ proposer does).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from evolve.archive import Archive
+from evolve.archive import Archive, ProgramRow
 from evolve.config import RunConfig
 from evolve.loop import Stats, islands_summary_rows
 from evolve.spec import load_spec
@@ -70,11 +70,6 @@ def build(path: Path, programs: int, seed: int = 0, islands: dict[str, Any] | No
         "spec": {"name": spec.name, "path": str(spec.path), "builtin": True, "source": spec.source, "inputs_file": None},
         "config": config.to_dict(),
     })
-    conn = archive.conn
-    indexes = [sql for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")]
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL").fetchall():
-        conn.execute(f"DROP INDEX {name}")
-
     # Quality rises like log(sample) with noise; scores are minus mean bins per input (steps of 1/5).
     samples = np.arange(programs)
     level = 3.0 * np.log1p(samples / max(1.0, programs / 500))  # (N,): the same shape at any run length
@@ -88,8 +83,8 @@ def build(path: Path, programs: int, seed: int = 0, islands: dict[str, Any] | No
     walls = rng.gamma(2.0, 0.02, size=programs)
 
     db = ProgramsDatabase(config.islands, np.random.default_rng(seed))
-    rows: list[tuple[Any, ...]] = []
-    events: list[tuple[Any, ...]] = [(0.0, 0, "start", "{}"), (0.0, 0, "run", "{}")]
+    rows: list[ProgramRow] = []
+    events: list[tuple[float, int, str, dict[str, Any]]] = [(0.0, 0, "start", {}), (0.0, 0, "run", {})]
     now = time.time() - programs * 0.05
     valid = 0
     failures: dict[str, int] = {}
@@ -103,9 +98,9 @@ def build(path: Path, programs: int, seed: int = 0, islands: dict[str, Any] | No
         row_scores = {} if kind else {name: float(s) for name, s in zip(INPUTS, scores[i])}
         score = sum(row_scores.values()) / len(row_scores) if row_scores else None
         error = MESSAGES[kind].format(line=int(rng.integers(2, 200))) if kind else ""
-        rows.append((
-            pid, f"{pid:016x}{seed:08x}", function, json.dumps(parents), island, "seed" if i == 0 else "gp", "", "",
-            i, json.dumps(row_scores), score, kind, error, float(walls[i]), len(function), 0, now + i * 0.05,
+        rows.append(ProgramRow(
+            pid, f"{pid:016x}{seed:08x}", function, tuple(parents), island, "seed" if i == 0 else "gp", "", "",
+            i, row_scores, score, kind, error, float(walls[i]), len(function), 0, now + i * 0.05, None,
         ))
         if kind:
             failures[kind] = failures.get(kind, 0) + 1
@@ -116,19 +111,16 @@ def build(path: Path, programs: int, seed: int = 0, islands: dict[str, Any] | No
                 best = (score, pid)
         if i > 0:
             for reset in db.note_samples(1):
-                events.append((now + i * 0.05, i + 1, "reset", json.dumps({"island": reset.island, "founder": reset.founder_id})))
-    events.append((now + programs * 0.05, programs, "stop", json.dumps({"reason": "budget"})))
+                events.append((now + i * 0.05, i + 1, "reset", {"island": reset.island, "founder": reset.founder_id}))
+    events.append((now + programs * 0.05, programs, "stop", {"reason": "budget"}))
     log.info("generated %d rows in %.1fs", programs, time.perf_counter() - started)
 
-    with archive.transaction():
-        conn.executemany(
-            "INSERT INTO programs(id, hash, function, parents, island, proposer, model, adapter, sample, scores, score,"
-            " failure, error, wall_time, length, duplicates, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+    with archive.without_indexes(), archive.transaction():
+        archive.add_rows(rows)
         for island, ids in enumerate(db.members()):
             archive.add_members(island, ids)
-        conn.executemany("INSERT INTO events(time, sample, kind, data) VALUES (?, ?, ?, ?)", events)
+        for at, sample, kind, data in events:
+            archive.add_event(kind, sample, data, at=at)
         stats = Stats(
             samples=programs, evaluated=programs, valid=valid, failures=failures,
             best_score=best[0] if best else None, best_id=best[1] if best else None,
@@ -138,9 +130,7 @@ def build(path: Path, programs: int, seed: int = 0, islands: dict[str, Any] | No
             "stats": asdict(stats), "rng": np.random.default_rng(seed).bit_generator.state,
             "islands": db.state(), "islands_summary": islands_summary_rows(db),
         })
-    for sql in indexes:
-        conn.execute(sql)
-    members = conn.execute("SELECT COUNT(*) FROM membership").fetchone()[0]
+    members = archive.sizes().members
     archive.close()
     return {
         "programs": programs, "members": members, "events": len(events), "valid": valid,

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 # Tabs that only some archives have data for: tab id -> the table that must exist.
 OPTIONAL_TABS = {"adapters": adapters.TABLE}
-TABS = ("overview", "programs", "failures", "adapters")
 
 
 class MainScreen(Screen[None]):
@@ -92,10 +91,10 @@ class MainScreen(Screen[None]):
             return
         self.query_one(RunHeader).snapshot = snap
         self.query_one(ScorePlot).data = ScoreData(snap.curves, snap.resets, snap.island)
-        self.query_one(IslandsTable).summary = IslandRows(tuple(snap.status["islands"]), snap.last_improvement)
-        self.query_one(ProgramList).programs = tuple(snap.top)
+        self.query_one(IslandsTable).summary = IslandRows(snap.status.islands, snap.last_improvement)
+        self.query_one(ProgramList).programs = snap.top
         self.query_one(FailuresPlot).data = FailureData(snap.failure_bins, snap.failure_series, snap.island)
-        self.query_one(FailuresTable).failures = tuple(snap.latest_failures)
+        self.query_one(FailuresTable).failures = snap.latest_failures
         self.query_one(adapters.AdaptersTable).entries = snap.adapters
         shown = {tab for tab, table in OPTIONAL_TABS.items() if table in snap.tables}
         if shown != self._optional_shown:
@@ -114,7 +113,7 @@ class MainScreen(Screen[None]):
 
     def on_program_list_highlighted(self, message: ProgramList.Highlighted) -> None:
         reader, shown = self.evoloop.reader, self.query_one(ProgramView).detail
-        if reader is not None and (shown is None or shown.row["id"] != message.program_id):
+        if reader is not None and (shown is None or shown.row.id != message.program_id):
             self.load_detail(reader, message.program_id)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -154,7 +153,7 @@ class MainScreen(Screen[None]):
             self.app.call_from_thread(self._show_detail, detail)
 
     def _show_detail(self, detail: ProgramDetail) -> None:
-        if detail.row["id"] == self.query_one(ProgramList).selected_id:  # the cursor may have moved on meanwhile
+        if detail.row.id == self.query_one(ProgramList).selected_id:  # the cursor may have moved on meanwhile
             self.query_one(ProgramView).detail = detail
 
     @work(thread=True, group="export")

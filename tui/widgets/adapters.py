@@ -1,7 +1,7 @@
 """The adapters view, shown only for archives that have an `adapters` table.
 
 The fine-tuning part writes one row per LoRA round; the reader adds each
-round's evidence (`finetune.registry.shown_rows`: its samples' valid share,
+round's evidence (`finetune.registry.shown_table`: its samples' valid share,
 mean and best score and beat-parent rate, next to the base model's over
 the same window). Until the table exists this view stays hidden; it shows
 the columns it is given, newest round first, so a new column appears
@@ -15,7 +15,8 @@ from typing import Any
 from textual.reactive import var
 from textual.widgets import DataTable
 
-from tui.reader import ADAPTERS_TABLE
+from evolve.archive import ADAPTERS_TABLE, RawTable
+from tui.reader import NO_ADAPTERS
 
 TABLE = ADAPTERS_TABLE  # the view is shown when the archive has this table
 
@@ -23,21 +24,21 @@ TABLE = ADAPTERS_TABLE  # the view is shown when the archive has this table
 class AdaptersTable(DataTable[str]):
     """Each adapter round, newest first, every column of the `adapters` table."""
 
-    entries: var[tuple[dict[str, Any], ...]] = var((), always_update=True)  # see IslandsTable.summary
+    entries: var[RawTable] = var(NO_ADAPTERS, always_update=True)  # see IslandsTable.summary
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._shown: tuple[dict[str, Any], ...] = ()
+        self._shown = NO_ADAPTERS
 
-    def watch_entries(self, rows: tuple[dict[str, Any], ...]) -> None:
-        if rows == self._shown:
+    def watch_entries(self, table: RawTable) -> None:
+        if table == self._shown:
             return
         self.clear(columns=True)
-        if rows:
-            self.add_columns(*rows[0])
-            for row in rows:
-                self.add_row(*(_cell(v) for v in row.values()))
-        self._shown = rows
+        if table.rows:
+            self.add_columns(*table.columns)
+            for row in table.rows:
+                self.add_row(*(_cell(v) for v in row))
+        self._shown = table
 
 
 def _cell(value: Any) -> str:

@@ -9,8 +9,8 @@ from textual.reactive import var
 from textual.widgets import DataTable
 from textual_plotext import Plot
 
+from evolve.archive import FailureRow
 from tui import format as fmt
-from tui.reader import Row
 from tui.widgets.plot import BackgroundPlot
 
 KIND_COLORS = {"error": "red+", "timeout": "orange+", "memory": "blue+", "invalid-output": "cyan+", "forbidden": "magenta+"}
@@ -47,7 +47,7 @@ class FailuresPlot(BackgroundPlot[FailureData]):
 class FailuresTable(DataTable[str]):
     """The newest failed programs with their error messages."""
 
-    failures: var[tuple[Row, ...]] = var((), always_update=True)  # see IslandsTable.summary
+    failures: var[tuple[FailureRow, ...]] = var((), always_update=True)  # see IslandsTable.summary
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -56,13 +56,13 @@ class FailuresTable(DataTable[str]):
     def on_mount(self) -> None:
         self.add_columns(*COLUMNS)
 
-    def watch_failures(self, rows: tuple[Row, ...]) -> None:
-        shown = tuple(r["id"] for r in rows)
+    def watch_failures(self, rows: tuple[FailureRow, ...]) -> None:
+        shown = tuple(r.id for r in rows)
         if shown == self._shown:
             return
         self.clear()
         for r in rows:
-            message = (r["error"] or "").strip().splitlines()
-            self.add_row(str(r["id"]), fmt.count(r["sample"]), fmt.island(r["island"]), r["failure"],
-                         message[-1][:200] if message else "", key=str(r["id"]))
+            message = r.error.strip().splitlines()
+            self.add_row(str(r.id), fmt.count(r.sample), fmt.island(r.island), r.failure,
+                         message[-1][:200] if message else "", key=str(r.id))
         self._shown = shown

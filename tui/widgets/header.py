@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from evolve.archive import OriginCount
 from tui import format as fmt
 from tui.reader import Snapshot
 
@@ -39,32 +40,32 @@ def header_text(snap: Snapshot) -> Text:
     s = snap.status
     where = "all islands" if snap.island is None else f"island {snap.island} (a: all islands)"
     line1 = Text.assemble(
-        (s["problem"], "bold"), "  ", (s["state"], STATE_STYLES.get(s["state"], "bold")),
-        "  proposer ", (s["proposer"], "cyan"), _origins(s.get("by_proposer", [])), "  ", (Path(s["db"]).name, "dim"),
+        (s.problem, "bold"), "  ", (s.state, STATE_STYLES.get(s.state, "bold")),
+        "  proposer ", (s.proposer, "cyan"), _origins(s.by_proposer), "  ", (Path(s.db).name, "dim"),
     )
     line2 = Text.assemble(
-        "samples ", (fmt.count(s["samples"]), "bold"), f"/{fmt.count(s['budget'])}",
-        "  valid ", (fmt.share(s["valid_share"]), "bold"), f" of {fmt.count(s['evaluated'])}",
-        "  evals/s ", (fmt.rate(s["evals_per_s"]), "bold"),
-        "  elapsed ", (fmt.duration(s["elapsed_s"]), "bold"),
+        "samples ", (fmt.count(s.samples), "bold"), f"/{fmt.count(s.budget)}",
+        "  valid ", (fmt.share(s.valid_share), "bold"), f" of {fmt.count(s.evaluated)}",
+        "  evals/s ", (fmt.rate(s.evals_per_s), "bold"),
+        "  elapsed ", (fmt.duration(s.elapsed_s), "bold"),
     )
-    best = "-" if s["best_id"] is None else f"program {s['best_id']}"
+    best = "-" if s.best_id is None else f"program {s.best_id}"
     line3 = Text.assemble(
-        "best score ", (fmt.score(s["score"]), "bold green"), f" ({best})",
-        "  failures ", (_failures(s["failures"]), "yellow"), "  showing ", (where, "magenta"),
+        "best score ", (fmt.score(s.score), "bold green"), f" ({best})",
+        "  failures ", (_failures(s.failures), "yellow"), "  showing ", (where, "magenta"),
     )
     return Text("\n").join([line1, line2, line3])
 
 
-def _origins(by_proposer: list[dict[str, Any]]) -> str:
+def _origins(by_proposer: Sequence[OriginCount]) -> str:
     """Return who wrote the programs, when that says more than the proposer's name: models, adapters, a mix."""
-    rows = [r for r in by_proposer if r["proposer"] != "seed"]
-    named = [r for r in rows if (r["model"] and r["proposer"] != "gp") or r["adapter"]]  # GP's "model" is its primitive set
+    rows = [r for r in by_proposer if r.proposer != "seed"]
+    named = [r for r in rows if (r.model and r.proposer != "gp") or r.adapter]  # GP's "model" is its primitive set
     if len(rows) < 2 and not named:
         return ""
     parts = [
-        r["proposer"] + (f" {_short(r['model'])}" if r["model"] and r["proposer"] != "gp" else "")
-        + (f" @{_short(r['adapter'])}" if r["adapter"] else "") + f" {fmt.count(r['programs'])}"
+        r.proposer + (f" {_short(r.model)}" if r.model and r.proposer != "gp" else "")
+        + (f" @{_short(r.adapter)}" if r.adapter else "") + f" {fmt.count(r.programs)}"
         for r in rows[:4]
     ]
     return " (" + ", ".join(parts) + (", …" if len(rows) > 4 else "") + ")"
@@ -74,5 +75,5 @@ def _short(text: str, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _failures(failures: dict[str, int]) -> str:
+def _failures(failures: Mapping[str, int]) -> str:
     return ", ".join(f"{kind} {fmt.count(n)}" for kind, n in sorted(failures.items())) or "none"

@@ -10,6 +10,7 @@ from textual.reactive import var
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
+from evolve.status import IslandRow
 from tui import format as fmt
 
 ALL = "all"
@@ -18,7 +19,7 @@ COLUMNS = ("island", "best score", "best program", "clusters", "programs", "last
 
 @dataclass(frozen=True)
 class IslandRows:
-    islands: tuple[dict[str, Any], ...]  # `evolve status` island rows
+    islands: tuple[IslandRow, ...]  # `evolve status` island rows
     last_improvement: dict[int, int]  # island -> sample of its last rise or reset
 
 
@@ -69,11 +70,11 @@ class IslandsTable(DataTable[str]):
         self.post_message(self.Selected(None if key in (None, ALL) else int(key)))
 
 
-def _cells(row: dict[str, Any], last: dict[int, int]) -> tuple[str, ...]:
-    improved = last.get(row["island"])
+def _cells(row: IslandRow, last: dict[int, int]) -> tuple[str, ...]:
+    improved = last.get(row.island)
     return (
-        str(row["island"]), fmt.score(row["best_score"]),
-        "-" if row["best_program_id"] is None else str(row["best_program_id"]),
-        fmt.count(row["num_clusters"]), fmt.count(row["num_programs"]),
-        "-" if improved is None else f"sample {fmt.count(improved)}", fmt.temperature(row["temperature"]),
+        str(row.island), fmt.score(row.best_score),
+        "-" if row.best_program_id is None else str(row.best_program_id),
+        fmt.count(row.num_clusters), fmt.count(row.num_programs),
+        "-" if improved is None else f"sample {fmt.count(improved)}", fmt.temperature(row.temperature),
     )
