@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evolve.session import Result
@@ -34,6 +35,9 @@ def print_status(console: Console, s: Status) -> None:
         f"duplicates {pipe.duplicate_share:.1%}, rejected {pipe.rejected_share:.1%}; idle: proposer "
         f"{pipe.proposer_waited_share:.0%} (waiting for the sandbox), sandbox {pipe.sandbox_waited_share:.0%} (for the proposer)"
     )
+    if s.notices:
+        console.print(f"[yellow]proposer notices: {s.notices}[/] (latest: {escape(s.last_notices[-1]) if s.last_notices else '-'})",
+                      highlight=False)
     writers = [r for r in s.by_proposer if r.proposer != "seed"]
     if len(writers) > 1:
         console.print("by proposer: " + ", ".join(

@@ -26,6 +26,7 @@ from evolve.recorded import recorded_spec
 from evolve.spec import Spec
 from finetune.registry import AdapterEvidence, evidence
 
+SHOWN_NOTICES = 3  # the latest proposer notices a status carries
 RunState = Literal["new", "running", "finished", "stopped", "interrupted"]
 
 
@@ -88,6 +89,8 @@ class Status:
     evals_per_s: float
     tokens: int
     pipeline: Pipeline
+    notices: int  # trouble the proposer handled: stalled servers retried, fallbacks taken
+    last_notices: tuple[str, ...]  # the latest few, newest last ("notice" events)
     by_proposer: tuple[OriginCount, ...]  # most programs first
     best_id: int | None
     score: float | None  # the best program's train score
@@ -105,6 +108,7 @@ class Status:
             "valid_share": self.valid_share, "duplicates": self.duplicates, "rejected": dict(self.rejected),
             "failures": dict(self.failures), "elapsed_s": self.elapsed_s, "evals_per_s": self.evals_per_s,
             "tokens": self.tokens, "pipeline": self.pipeline.to_json(),
+            "notices": self.notices, "last_notices": list(self.last_notices),
             "by_proposer": [r.to_json() for r in self.by_proposer],
             "best_id": self.best_id, "score": self.score, "scores": dict(self.scores), "metrics": dict(self.metrics),
             "islands": [r.to_json() for r in self.islands],
@@ -143,6 +147,8 @@ def read_status(archive: Archive, spec: Spec | None = None, by_proposer: Sequenc
         evals_per_s=stats.evaluated / stats.elapsed_s if stats.elapsed_s else 0.0,
         tokens=stats.tokens,
         pipeline=Pipeline.from_stats(stats),
+        notices=stats.notices,
+        last_notices=tuple(str(e.data.get("message", "")) for e in archive.events("notice")[-SHOWN_NOTICES:]),
         by_proposer=tuple(archive.by_proposer() if by_proposer is None else by_proposer),
         best_id=top.id if top else None,
         score=top.score if top else None,

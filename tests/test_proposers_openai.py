@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import sqlite3
 import threading
 import time
@@ -10,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import evolve, evolve_json
+from conftest import ROOT, evolve, evolve_json
 from evolve.errors import ConfigError
 from evolve.prompt import build_prompt
 from evolve.proposers.base import ProposerError, ProposerInterrupted
@@ -228,3 +232,49 @@ def test_interrupt_ends_a_hung_batch_at_once_and_leaves_no_thread() -> None:
         # the event loop's thread is gone (threads of earlier tests' proposers do not count)
         assert not [t for t in set(threading.enumerate()) - before if t.name == "http-stream"]
         assert len(server.requests) == 3  # the requests were in flight when it was interrupted
+
+
+def _start_run(db: Path, url: str, config: Path, *extra: str) -> subprocess.Popen[str]:
+    args = ["run", "bin_packing_or", "--proposer", "openai", "--api-base", url, "--model", "m", "--db", str(db),
+            "--budget", "400", "--workers", "1", "--config", str(config), *extra]
+    return subprocess.Popen([sys.executable, "-m", "evolve.cli", *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+
+
+def test_ctrl_c_against_a_server_that_never_answers_exits_within_seconds(tmp_path: Path, small_config: Path) -> None:
+    db = tmp_path / "hung.db"
+    with fake_openai(hang=True) as server:
+        proc = _start_run(db, server.url, small_config)
+        try:
+            deadline = time.monotonic() + 60
+            while not server.requests and time.monotonic() < deadline:  # seeded, and its first batch is in flight
+                time.sleep(0.1)
+            assert server.requests, proc.stderr and proc.stderr.read()
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            out, err = proc.communicate(timeout=30)
+            took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert took < 10, took  # openai.timeout_s is 300 s
+    assert "run stopped" in out and "Traceback" not in err
+    status = evolve_json("status", str(db))
+    assert status["state"] == "stopped"
+
+
+def test_a_stalled_server_is_retried_and_shown_in_status(tmp_path: Path, small_config: Path) -> None:
+    config = tmp_path / "stall.toml"
+    config.write_text(small_config.read_text() + "\n[openai]\nstall_s = 1.0\nbackoff_s = 0.1\n")
+    db = tmp_path / "stalled.db"
+    with fake_openai(stall_mid=True, misbehave=1) as server:
+        proc = evolve("run", "bin_packing_or", "--proposer", "openai", "--api-base", server.url, "--model", "m",
+                      "--db", str(db), "--budget", "16", "--workers", "1", "--config", str(config), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    status = evolve_json("status", str(db))
+    assert status["samples"] == 16 and status["notices"] == 1
+    assert "stopped: no byte for 1 s" in status["last_notices"][0]
+    shown = evolve("status", str(db))
+    assert "proposer notices: 1" in shown.stdout

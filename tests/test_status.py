@@ -16,7 +16,8 @@ from sandbox import Evaluation, FailureKind
 
 JSON_KEYS = [  # `evolve status --json`, in this order: scripts and the TUI read it
     "problem", "db", "state", "proposer", "samples", "budget", "evaluated", "valid", "valid_share", "duplicates",
-    "rejected", "failures", "elapsed_s", "evals_per_s", "tokens", "pipeline", "by_proposer", "best_id", "score",
+    "rejected", "failures", "elapsed_s", "evals_per_s", "tokens", "pipeline", "notices", "last_notices", "by_proposer",
+    "best_id", "score",
     "scores", "metrics", "islands", "adapters", "by_node",
 ]
 
