@@ -58,3 +58,15 @@ def test_interrupt_from_another_thread_stops_the_run(tmp_path: Path) -> None:
         assert run.run() == "stopped"
         timer.join()
         assert 0 < run.stats.samples < 100_000
+
+
+def test_a_deleted_lock_file_does_not_let_a_second_loop_in(tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    with evolve.start("bin_packing_or", db, small(20)) as run:
+        Path(f"{db}.lock").unlink()  # the 0-byte file stays after every run and invites cleaning up
+        with pytest.raises(RunBusy):
+            evolve.resume(db, budget=5000)
+        assert run.status().state == "running"
+        assert run.run() == "budget"
+    with evolve.load(db) as run:
+        assert run.archive.run_info()["config"]["loop"]["budget"] == 20  # the refused resume stored nothing
