@@ -355,6 +355,10 @@ def test_a_round_still_training_after_its_loop_died_is_polled_by_pid(tmp_path: P
     # A stand-in for the round's process: same command-line marker, not this process's child once orphaned.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "finetune.train"])
     try:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while b"finetune.train" not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)  # right after the exec the kernel may still show an empty command line
         orphan = _Orphan(proc.pid, tmp_path / "round_1")
         assert orphan.poll() is None  # still training: polled, not waited for
         (tmp_path / "round_1").mkdir()
