@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evolve.archive import Archive
 
 from common import replace_results_section
 
@@ -95,26 +96,27 @@ def bootstrap(values: list[float], rng: np.random.Generator, reps: int = 2000) -
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def arm_programs(db: str, tuned: bool, lo: int) -> list[float | None]:
+def arm_programs(db: str, tuned: bool, lo: int | None) -> list[float | None]:
     """Return the scores (None: failed) of llamacpp programs from sample `lo` on: adapter arm (any round) or base arm."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT score FROM programs WHERE proposer = 'llamacpp' AND (COALESCE(adapter, '') != '') = ?"
-                            " AND sample >= ?", (tuned, lo)).fetchall()
-    return [r[0] for r in rows]
+    archive = Archive.open(Path(db), readonly=True)
+    rows = [p for p in archive.written_by("llamacpp") if bool(p.adapter) == tuned and lo is not None and p.sample >= lo]
+    archive.close()
+    return [p.score for p in rows]
 
 
 def round_evidence(run: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """Compare the adapter arm with the base arm over the samples after the first switch."""
-    with sqlite3.connect(f"file:{run['db']}?mode=ro", uri=True) as conn:
-        rounds = conn.execute("SELECT round, path, duration_s, examples, steps, base_loss, adapter_loss,"
-                              " finished_sample FROM adapters ORDER BY round").fetchall() if _has_adapters(conn) else []
+    archive = Archive.open(Path(run["db"]), readonly=True)
+    rounds = archive.adapters()
+    archive.close()
     if not rounds:
         return {"rounds": 0}
     first = rounds[0]
-    out: dict[str, Any] = {"rounds": len(rounds), "train_s": first[2], "examples": first[3], "steps": first[4],
-                           "base_loss": first[5], "adapter_loss": first[6], "switched_at": first[7]}
+    out: dict[str, Any] = {"rounds": len(rounds), "train_s": first.duration_s, "examples": first.examples,
+                           "steps": first.steps, "base_loss": first.base_loss, "adapter_loss": first.adapter_loss,
+                           "switched_at": first.finished_sample}
     for arm, tuned in (("adapter", True), ("base", False)):
-        scores = arm_programs(run["db"], tuned, first[7])
+        scores = arm_programs(run["db"], tuned, first.finished_sample)
         valid = [s for s in scores if s is not None]
         out[arm] = {
             "programs": len(scores), "valid_share": len(valid) / len(scores) if scores else None,
@@ -123,10 +125,6 @@ def round_evidence(run: dict[str, Any], rng: np.random.Generator) -> dict[str, A
             "mean_score_ci": bootstrap(valid, rng), "best_score": max(valid) if valid else None,
         }
     return out
-
-
-def _has_adapters(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'adapters'").fetchone() is not None
 
 
 def fmt(value: Any, spec: str = ".3g") -> str:
