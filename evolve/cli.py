@@ -31,7 +31,7 @@ from rich.table import Table
 from evolve import __version__, cli_views as views, runs, session
 from evolve.archive import Archive, ArchiveError
 from evolve.cli_models import models
-from evolve.config import RunConfig, load_config
+from evolve.config import load_config
 from evolve.errors import ConfigError
 from evolve.loop import Evolution, Stats
 from evolve.proposers.base import ProposerError

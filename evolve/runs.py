@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from evolve import session
-from evolve.archive import Archive, ArchiveError
+from evolve.archive import Archive
 from evolve.config import RunConfig
 from evolve.errors import ConfigError
 from evolve.executor import Evaluator
@@ -157,10 +157,7 @@ def resume(db: str | Path, *, budget: int | None = None, time_limit_s: float | N
         parts: dict[str, Any] = {"loop": loop, **({"sandbox": {"workers": workers}} if workers else {})}
         config = recorded_config(archive, parts).replace(**(overrides or {}))
         config = config.replace(**model_overrides(config.proposer, model, api_base))
-        state = archive.state()
-        if "rng" not in state:
-            raise ArchiveError(f"{archive.path}: the run never finished seeding; start it again with "
-                                       f"`evolve run` after deleting {archive.path.name}")
+        state = archive.state()  # an unseeded archive is refused by open_evolution, before anything is stored
         done = stats_from_state(state).samples if "stats" in state else 0
         if done >= config.loop.budget:
             raise ConfigError(f"{archive.path} has used its budget of {config.loop.budget} samples; "

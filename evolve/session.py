@@ -25,7 +25,7 @@ from evolve.errors import ConfigError
 from evolve.lock import RunBusy, is_running, run_lock
 from evolve.loop import Evolution, stats_from_state
 from evolve.parse import extract_function, function_names
-from evolve.proposers.build import PROPOSERS, make_proposer, model_overrides
+from evolve.proposers.build import make_proposer
 from evolve.recorded import recorded_config, recorded_spec
 from evolve.spec import Spec, SpecError, load_spec
 from finetune.rounds import attach_rounds, base_model, check_trainer

@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +322,7 @@ def _with_gguf_adapter(directory: Path, base: str) -> None:
     from evolve.gguf_info import is_gguf
     from evolve.proposers.llamacpp import GGUF_ADAPTER_NAME
 
-    if (directory / GGUF_ADAPTER_NAME).is_file() or not (Path(base).is_file() and is_gguf(Path(base))):
+    if (directory / GGUF_ADAPTER_NAME).is_file() or not is_gguf(base):
         return
     from finetune.gguf_adapter import AdapterConversionError, convert_adapter
 

@@ -166,7 +166,7 @@ def _checkpoint(base: str) -> str:
     """Return the transformers checkpoint to train: `base` itself, or the one made (once, cached) from a GGUF file."""
     from evolve.gguf_info import is_gguf
 
-    if not (Path(base).is_file() and is_gguf(Path(base))):
+    if not is_gguf(base):
         return base
     from finetune.hf_base import HFBaseError, hf_base_dir
 

@@ -92,10 +92,7 @@ class LlamaCppBackend:
     def generate(self, prompts: Sequence[Prompt], n: int, adapter: bool) -> list[list[str]]:
         """Return `n` samples per prompt; with an adapter loaded, each request scales it (1: adapter arm, 0: base)."""
         client = self._started()
-        extra = None
-        if self.server.config.lora:
-            field = [{"id": 0, "scale": 1.0 if adapter else 0.0}]
-            extra = [{"lora": field}] * len(prompts)
+        extra = {"lora": [{"id": 0, "scale": 1.0 if adapter else 0.0}]} if self.server.config.lora else None
         return list(client.generate(prompts, n, adapter=False, extra=extra))
 
     def load_adapter(self, path: Path) -> None:

@@ -28,7 +28,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,7 @@ def openai_proposer(config: OpenAIConfig, sampling: SamplingConfig, seed: int, a
 class OpenAIBackend:
     """Ask an OpenAI-compatible server for candidates, many requests at once (the model half of the proposer)."""
 
-    def __init__(self, config: OpenAIConfig, sampling: SamplingConfig, seed: int, api_key: str | None = None,
-                 extra_body: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: OpenAIConfig, sampling: SamplingConfig, seed: int, api_key: str | None = None) -> None:
         self.config, self.sampling = config, sampling
         self.api_base = resolve_api_base(config)
         self.model = resolve_model(config)
@@ -73,7 +72,6 @@ class OpenAIBackend:
             raise ConfigError("the openai proposer needs a model name: pass --model NAME or set $EVOLVE_MODEL")
         key = api_key or os.environ.get("EVOLVE_API_KEY") or os.environ.get("OPENAI_API_KEY") or ""
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.extra_body = dict(extra_body or {})  # sent with every request (llama.cpp's per-request "lora", ...)
         root = self.api_base.removesuffix("/v1")
         self._watch = Watch(config.stall_s, config.timeout_s, root + config.health_path if config.health_path else "")
         # One base per prompt, 1024 apart: its requests (asked again, or split into single ones) add their index.
@@ -103,16 +101,15 @@ class OpenAIBackend:
         log.info("the server loaded the adapter %s as %s", path, served)
 
     def generate(self, prompts: Sequence[Prompt], n: int, adapter: bool,
-                 extra: Sequence[dict[str, Any]] | None = None) -> list[list[str]]:
+                 extra: Mapping[str, Any] | None = None) -> list[list[str]]:
         """Return `n` candidates per prompt; requests run concurrently, results keep the prompts' order.
 
-        `extra`, per prompt, is merged into its requests' bodies.
+        `extra` is merged into every request's body (llama.cpp's per-request "lora" scales, ...).
         """
         model = self._served if adapter and self._served else self.model
         self._interrupted.clear()
-        futures = [self._submit(self._samples(render(p, self.sampling.format), n, next(self._seeds), model,
-                                              extra[i] if extra else {}))
-                   for i, p in enumerate(prompts)]
+        futures = [self._submit(self._samples(render(p, self.sampling.format), n, next(self._seeds), model, extra or {}))
+                   for p in prompts]
         return self._wait(futures)
 
     def interrupt(self) -> None:
@@ -168,7 +165,7 @@ class OpenAIBackend:
 
     # -- one prompt ---------------------------------------------------------------------
 
-    async def _samples(self, rendered: Rendered, n: int, seed: int, model: str, extra: dict[str, Any]) -> list[str]:
+    async def _samples(self, rendered: Rendered, n: int, seed: int, model: str, extra: Mapping[str, Any]) -> list[str]:
         out: list[str] = []
         for attempt in range(n):  # a server that ignores `n` answers one at a time: ask again for the rest
             want = n - len(out)
@@ -190,12 +187,12 @@ class OpenAIBackend:
                 break
         return (out + [""] * n)[:n]  # missing samples are empty: rejected as such
 
-    async def _ask(self, rendered: Rendered, n: int, seed: int, model: str, extra: dict[str, Any]) -> list[str]:
+    async def _ask(self, rendered: Rendered, n: int, seed: int, model: str, extra: Mapping[str, Any]) -> list[str]:
         """Send one request for `n` samples and return their texts."""
         body: dict[str, Any] = {
             "model": model, "n": n, "max_tokens": self.sampling.max_tokens, "temperature": self.sampling.temperature,
             "top_p": self.sampling.top_p, "seed": seed, "stream_options": {"include_usage": True},
-            **self.extra_body, **extra,
+            **extra,
         }
         if rendered.messages:
             body["messages"] = list(rendered.messages)

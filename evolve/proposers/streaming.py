@@ -87,7 +87,6 @@ class EventLoop:
 
     def close(self) -> None:
         """Cancel what runs, stop the loop and its thread."""
-        self.cancel_all()
         if self.loop.is_running():
             drained = asyncio.run_coroutine_threadsafe(_cancel_tasks(), self.loop)
             try:
