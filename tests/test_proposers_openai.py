@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import sqlite3
 import threading
 import time
@@ -14,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, evolve, evolve_json
+from conftest import evolve, evolve_json, interrupt, start_evolve, wait_for
 from evolve.errors import ConfigError
 from evolve.prompt import build_prompt
 from evolve.proposers.base import ProposerError, ProposerInterrupted
@@ -234,11 +231,9 @@ def test_interrupt_ends_a_hung_batch_at_once_and_leaves_no_thread() -> None:
         assert len(server.requests) == 3  # the requests were in flight when it was interrupted
 
 
-def _start_run(db: Path, url: str, config: Path, *extra: str) -> subprocess.Popen[str]:
-    args = ["run", "bin_packing_or", "--proposer", "openai", "--api-base", url, "--model", "m", "--db", str(db),
-            "--budget", "400", "--workers", "1", "--config", str(config), *extra]
-    return subprocess.Popen([sys.executable, "-m", "evolve.cli", *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+def _start_run(db: Path, url: str, config: Path) -> subprocess.Popen[str]:
+    return start_evolve("run", "bin_packing_or", "--proposer", "openai", "--api-base", url, "--model", "m", "--db", str(db),
+                        "--budget", "400", "--workers", "1", "--config", str(config))
 
 
 def test_ctrl_c_against_a_server_that_never_answers_exits_within_seconds(tmp_path: Path, small_config: Path) -> None:
@@ -246,15 +241,10 @@ def test_ctrl_c_against_a_server_that_never_answers_exits_within_seconds(tmp_pat
     with fake_openai(hang=True) as server:
         proc = _start_run(db, server.url, small_config)
         try:
-            deadline = time.monotonic() + 60
-            while not server.requests and time.monotonic() < deadline:  # seeded, and its first batch is in flight
-                time.sleep(0.1)
-            assert server.requests, proc.stderr and proc.stderr.read()
+            # seeded, and its first batch is in flight
+            assert wait_for(lambda: bool(server.requests), 60, poll_s=0.1), proc.stderr and proc.stderr.read()
             time.sleep(0.5)
-            proc.send_signal(signal.SIGINT)
-            started = time.monotonic()
-            out, err = proc.communicate(timeout=30)
-            took = time.monotonic() - started
+            out, err, took = interrupt(proc)
         finally:
             if proc.poll() is None:
                 proc.kill()
