@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evolve.archive import Archive
+from evolve.archive import Archive, ArchiveError
 from evolve.config import RunConfig
 from evolve.spec import Spec, load_spec, parse_spec, read_inputs_file
 
@@ -27,4 +27,7 @@ def recorded_spec(archive: Archive) -> Spec:
 
 def recorded_config(archive: Archive, overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """Return the run's stored configuration, with `overrides` ({part: {field: value}}) applied."""
-    return RunConfig.from_dict(archive.run_info()["config"]).replace(**(overrides or {}))
+    info = archive.run_info()
+    if "config" not in info:
+        raise ArchiveError(f"{archive.path} is not an evoloop archive (its run record has no configuration)")
+    return RunConfig.from_dict(info["config"]).replace(**(overrides or {}))

@@ -145,6 +145,8 @@ def resume(db: str | Path, *, budget: int | None = None, time_limit_s: float | N
            overrides: Mapping[str, Mapping[str, Any]] | None = None, api_key: str | None = None) -> Run:
     """Continue a stopped, killed or finished run; a new budget, model or server is kept for later resumes.
 
+    A run killed before its first commit (it never finished seeding) is seeded now.
+
     `overrides` ({part: {field: value}}) changes other settings for this session only (e.g. the executor).
     """
     archive = Archive.open(Path(db))
@@ -157,13 +159,14 @@ def resume(db: str | Path, *, budget: int | None = None, time_limit_s: float | N
         parts: dict[str, Any] = {"loop": loop, **({"sandbox": {"workers": workers}} if workers else {})}
         config = recorded_config(archive, parts).replace(**(overrides or {}))
         config = config.replace(**model_overrides(config.proposer, model, api_base))
-        state = archive.state()  # an unseeded archive is refused by open_evolution, before anything is stored
+        state = archive.state()
         done = stats_from_state(state).samples if "stats" in state else 0
+        fresh = not archive.seeded()  # killed before its first commit: seed it now
         if done >= config.loop.budget:
             raise ConfigError(f"{archive.path} has used its budget of {config.loop.budget} samples; "
                               f"pass --budget N (> {done}) to extend it")
         spec = recorded_spec(archive)
-    run = Run(archive, spec, config, fresh=False, api_key=api_key)  # takes the lock again, for the whole run
+    run = Run(archive, spec, config, fresh=fresh, api_key=api_key)  # takes the lock again, for the whole run
     if budget is not None or model or api_base:
         stored = recorded_config(archive, {"loop": {"budget": config.loop.budget}} if budget is not None else {})
         stored = stored.replace(**model_overrides(stored.proposer, model, api_base))

@@ -67,17 +67,17 @@ def new_run(target: str, db: Path, config: RunConfig, inputs_file: Path | None =
                           "with --model, or finetune.base")
     if config.finetune.every:
         check_trainer(config.finetune)
-    archive = Archive.create(
-        db,
-        {
-            "spec": {
-                "name": spec.name, "path": str(spec.path), "builtin": spec.builtin, "source": spec.source,
-                "inputs_file": str(Path(inputs_file).resolve()) if inputs_file else None,
-            },
-            "config": config.to_dict(),
+    run = {
+        "spec": {
+            "name": spec.name, "path": str(spec.path), "builtin": spec.builtin, "source": spec.source,
+            "inputs_file": str(Path(inputs_file).resolve()) if inputs_file else None,
         },
-    )
-    return archive, spec
+        "config": config.to_dict(),
+    }
+    if db.exists():  # a run killed before its first commit is started again in place; anything else is refused
+        with run_lock(db):
+            return Archive.start_over(db, run), spec
+    return Archive.create(db, run), spec
 
 
 spec_of = recorded_spec  # until the CLI reads through the library API (evolve.runs)
@@ -101,7 +101,7 @@ def open_evolution(
         return evolution
     state = archive.state()
     if "rng" not in state:
-        raise ArchiveError(f"{archive.path}: the run never finished seeding; start it again with `evolve run`")
+        raise ArchiveError(f"{archive.path}: the run never finished seeding; `evolve resume {archive.path}` seeds it")
     rng.bit_generator.state = state["rng"]
     islands = Evolution.restore_islands(archive, config, rng)
     proposer = make_proposer(config, spec, rng, api_key)
@@ -212,8 +212,11 @@ def best_programs(archive: Archive, top: int, split: str, pool: Evaluator | None
 
 def export(archive: Archive, out_dir: Path, top: int) -> list[Path]:
     """Write the best programs as runnable .py files plus an index.json."""
-    spec = spec_of(archive)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = recorded_spec(archive)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a parent that is a file, no permission
+        raise ConfigError(f"cannot write to {out_dir}: {exc.strerror}; pass a directory to create or fill") from None
     written, index = [], []
     for rank, row in enumerate(archive.top(top), start=1):
         path = out_dir / f"{rank:03d}_program_{row.id}.py"

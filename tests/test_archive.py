@@ -50,14 +50,18 @@ def test_readers_see_committed_batches_and_cannot_write(tmp_path: Path) -> None:
     assert reader.members() == {0: [4]}
 
 
-@pytest.mark.parametrize("content", [b"", b"not a database at all" * 100, None])
-def test_non_archives_are_refused(tmp_path: Path, content: bytes | None) -> None:
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "holds no run: it was stopped before its first commit"),  # an `evolve run` killed at once
+    (b"not a database at all" * 100, "not an evoloop archive"),
+    (None, "not an evoloop archive"),
+])
+def test_non_archives_are_refused(tmp_path: Path, content: bytes | None, message: str) -> None:
     path = tmp_path / "x.db"
     if content is None:
         sqlite3.connect(path).execute("CREATE TABLE other(x)").connection.close()
     else:
         path.write_bytes(content)
-    with pytest.raises(ArchiveError, match="not an evoloop archive"):
+    with pytest.raises(ArchiveError, match=message):
         Archive.open(path, readonly=True)
 
 

@@ -92,11 +92,12 @@ def test_user_errors_are_one_line_exit_2(args: list[str], fragment: str, tmp_pat
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-def test_run_refuses_existing_archive(tmp_path: Path) -> None:
+def test_run_refuses_a_file_that_is_not_an_archive(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
-    db.write_text("")
+    db.write_text("my notes\n")
     proc = evolve("run", "bin_packing_or", "--db", str(db))
-    assert proc.returncode == 2 and "evolve resume" in proc.stderr
+    assert proc.returncode == 2 and "already exists and is not an evoloop archive" in proc.stderr
+    assert db.read_text() == "my notes\n"
 
 
 def test_every_command_is_documented() -> None:

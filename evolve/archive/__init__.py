@@ -12,7 +12,7 @@ opening, transactions, the loop's writes), `programs` (reading programs),
 (the LoRA rounds' table).
 """
 
-from evolve.archive.errors import ArchiveError
+from evolve.archive.errors import ArchiveError, DiskFull
 from evolve.archive.records import (
     AdapterRow,
     ArmFigures,
@@ -35,7 +35,7 @@ from evolve.archive.schema import ADAPTERS_TABLE, SCHEMA_VERSION
 from evolve.archive.store import Archive
 
 __all__ = [
-    "ADAPTERS_TABLE", "SCHEMA_VERSION", "AdapterRow", "Archive", "ArchiveError", "ArmFigures", "BucketBest", "Counts", "Event",
+    "ADAPTERS_TABLE", "SCHEMA_VERSION", "AdapterRow", "Archive", "ArchiveError", "ArmFigures", "BucketBest", "Counts", "DiskFull", "Event",
     "FailureCount", "FailureRow", "NewProgram", "NodeCount", "OriginCount", "ProgramBrief", "ProgramRow", "RawTable",
     "Scores", "SeedScore", "TableSizes",
 ]

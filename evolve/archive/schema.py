@@ -74,6 +74,22 @@ def migrate(conn: sqlite3.Connection) -> None:
     conn.execute(NODE_INDEX.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
 
 
+REQUIRED_RUN_KEYS = ("spec",)  # written with the tables, in the same transaction (and "config", by evoloop)
+
+
+def foreign_layout(conn: sqlite3.Connection, have: frozenset[str]) -> str | None:
+    """Say what makes a file with tables not an evoloop archive (None: it is one, of this or an older schema)."""
+    if not REQUIRED_TABLES <= have:
+        return "no run/programs tables"
+    missing = {"id", "hash", "function", "score", "scores"} - columns(conn, "programs")
+    if missing or {"key", "value"} - columns(conn, "run"):
+        return "its tables have another layout"
+    keys = {k for (k,) in conn.execute("SELECT key FROM run")}
+    if set(REQUIRED_RUN_KEYS) - keys:
+        return "no run record"
+    return None
+
+
 def tables(conn: sqlite3.Connection) -> frozenset[str]:
     return frozenset(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
 

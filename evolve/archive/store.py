@@ -23,13 +23,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from evolve.archive import schema
 from evolve.archive.adapters import AdapterTable
-from evolve.archive.errors import ArchiveError
+from evolve.archive.errors import ArchiveError, DiskFull
 from evolve.archive.programs import ProgramReads
 from evolve.archive.queries import RunQueries
 from evolve.archive.records import NewProgram, ProgramRow
@@ -51,13 +51,57 @@ class Archive(ProgramReads, RunQueries, AdapterTable):
 
     @classmethod
     def create(cls, path: Path, run: Mapping[str, Any]) -> Archive:
-        """Create a new archive; refuses to overwrite an existing file."""
+        """Create a new archive; refuses to overwrite an existing file (see `start_over` for one left unstarted)."""
         path = Path(path)
         if path.exists():
             raise ArchiveError(f"{path} already exists; continue it with `evolve resume {path}` or pass another --db")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(path)
-        with _transaction(conn):  # tables and run record at once: a crash leaves no half-made archive
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = _connect(path)
+        except (OSError, sqlite3.Error) as exc:  # a parent is a file, not writable, ...
+            file = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+            why = f"{file} is a file" if file else getattr(exc, "strerror", None) or exc
+            raise ArchiveError(f"cannot create {path}: {why}; pass another --db") from None
+        return cls._fill(conn, path, run)
+
+    @classmethod
+    def start_over(cls, path: Path, run: Mapping[str, Any]) -> Archive:
+        """Make an archive, in place, of a file that a run killed before its first commit left behind.
+
+        That is an SQLite file without tables (the kill came while it was being created), or an archive
+        whose run never finished seeding: no program, no loop state. The latter must be of the same spec
+        (`run["spec"]`: name and source); its settings are replaced by `run`'s. Anything else is refused,
+        and a refused call changes nothing. The caller holds the run lock.
+        """
+        path = Path(path)
+        exists = f"{path} already exists; continue it with `evolve resume {path}` or pass another --db"
+        try:
+            conn = _connect(path)
+            have = schema.tables(conn)
+        except sqlite3.DatabaseError:
+            raise ArchiveError(f"{path} already exists and is not an evoloop archive; pass another --db") from None
+        if not have:
+            return cls._fill(conn, path, run)
+        if not schema.REQUIRED_TABLES <= have:
+            conn.close()
+            raise ArchiveError(f"{path} already exists and is not an evoloop archive; pass another --db")
+        archive = cls(conn, path, readonly=False)
+        if archive.seeded() or archive.counts().programs:
+            conn.close()
+            raise ArchiveError(exists)
+        old, new = archive.run_info().get("spec") or {}, run["spec"]
+        if (old.get("name"), old.get("source")) != (new["name"], new["source"]):
+            conn.close()
+            raise ArchiveError(f"{path} holds an unstarted run of another spec ({old.get('name')}); "
+                               f"start that with `evolve resume {path}` or pass another --db")
+        with archive.transaction():
+            for key, value in {**run, "created": time.time()}.items():
+                archive.set_run(key, value)
+        return archive
+
+    @classmethod
+    def _fill(cls, conn: sqlite3.Connection, path: Path, run: Mapping[str, Any]) -> Archive:
+        with _transaction(conn, path):  # tables and run record at once: a crash leaves no half-made archive
             schema.create_schema(conn)
             for key, value in {**run, "schema_version": schema.SCHEMA_VERSION, "created": time.time()}.items():
                 conn.execute("INSERT INTO run(key, value) VALUES (?, ?)", (key, json.dumps(value)))
@@ -77,8 +121,14 @@ class Archive(ProgramReads, RunQueries, AdapterTable):
             tables = schema.tables(conn)
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{path} is not an evoloop archive ({exc})") from exc
-        if not schema.REQUIRED_TABLES <= tables:
-            raise ArchiveError(f"{path} is not an evoloop archive (no run/programs tables)")
+        if not tables:  # what a kill in the first moments of `evolve run` leaves
+            conn.close()
+            raise ArchiveError(f"{path} holds no run: it was stopped before its first commit; start it with "
+                               f"`evolve run SPEC --db {path}`")
+        problem = schema.foreign_layout(conn, tables)
+        if problem:
+            conn.close()
+            raise ArchiveError(f"{path} is not an evoloop archive ({problem})")
         if not readonly:
             schema.migrate(conn)
         return cls(conn, path, readonly)
@@ -90,10 +140,14 @@ class Archive(ProgramReads, RunQueries, AdapterTable):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes into one atomic, durable commit."""
+        """Group writes into one atomic, durable commit (DiskFull, rolled back, when the disk is full)."""
         assert not self.readonly, "read-only archive"
-        with _transaction(self.conn):
+        with _transaction(self.conn, self.path):
             yield
+
+    def seeded(self) -> bool:
+        """Whether the run finished seeding (its first commit holds the loop state with the RNG)."""
+        return self.conn.execute("SELECT 1 FROM state WHERE key = 'rng'").fetchone() is not None
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -200,15 +254,28 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+SQLITE_FULL = 13  # "database or disk is full" (the primary result code, in the low byte of extended ones)
+
+
 @contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
+def _transaction(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
     try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back already (e.g. on a full disk)
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) != SQLITE_FULL:
+            raise
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        committed = conn.execute("SELECT count(*) FROM programs").fetchone()[0] if "programs" in schema.tables(conn) else 0
+        raise DiskFull(f"disk full: {committed} programs committed in {path}; free space and `evolve resume {path}`") from None
 
 
 def _program_select(have: frozenset[str]) -> str:
