@@ -16,7 +16,7 @@ SQLite's integrity check is "ok", the run finished its budget and no process
 of the trial is left.
 
 Prints a table, writes bench/results/DATE-HOST-kill.json and replaces the
-kill section of bench/RESULTS.md.
+kill sections of bench/RESULTS.md and the README.
 """
 
 from __future__ import annotations
@@ -155,6 +155,7 @@ def main() -> None:
     table = report(result)
     print(table)
     replace_results_section("kill", table)
+    replace_results_section("kill", table, page=ROOT / "README.md")
     print(f"wrote {out}")
     sys.exit(0 if all(r["ok"] for r in rows) else 1)
 

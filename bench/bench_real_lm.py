@@ -18,7 +18,8 @@ measured is what a user gets:
   bootstrap interval, mean and best score) and the round's training time.
 
 Prints a table, writes bench/results/DATE-HOST-real_lm.json and replaces the
-real-lm section of bench/RESULTS.md. Say how loaded the machine was: the
+real-lm sections of bench/RESULTS.md and the README (`--report FILE` only
+regenerates them from a results file). Say how loaded the machine was: the
 load average before and after is in the results file.
 """
 
@@ -177,6 +178,52 @@ def tables(runs: list[dict[str, Any]], evidence: dict[str, Any] | None, meta: di
     return "\n".join(lines)
 
 
+def summary(runs: list[dict[str, Any]], evidence: dict[str, Any] | None, meta: dict[str, Any]) -> str:
+    """The README's short version: a paragraph and one table, medians over seeds, from the same results."""
+    def arm(proposer: str, timed: bool = False) -> dict[str, Any]:
+        rs = [r for r in runs if r["proposer"] == proposer and bool(r["time_limit_s"]) == timed]
+        def med(key: str) -> Any:
+            vals = [r[key] for r in rs if r[key] is not None]
+            return statistics.median(vals) if vals else None
+        excess = [statistics.fmean(r["best_test_metrics"]["excess_percent"].values()) for r in rs
+                  if r["best_test_metrics"].get("excess_percent")]
+        return {"samples": med("samples"), "valid": med("valid_share"), "s": med("s_per_sample"),
+                "excess": statistics.median(excess) if excess else None}
+
+    def pct(v: Any, digits: int = 2) -> str:
+        return "-" if v is None else f"{v:.{digits}f} %"
+
+    gp, llm, mix, timed = arm("gp"), arm("llamacpp"), arm(MIX), arm("gp", timed=True)
+    text = (f"On `bin_packing_or` ({meta['cpus']} cores, load average {meta['load_before']:.1f} before / "
+            f"{meta['load_after']:.1f} after, medians over seeds {meta['seeds']}, {meta['date']}), {meta['model']} "
+            f"through llama.cpp writes {llm['valid']:.0%} valid programs at {llm['s']:.2f} s per sample and "
+            f"reached {pct(llm['excess'])} excess on OR1-OR4 in {meta['samples']} samples (GP: {pct(gp['excess'])}); "
+            f"GP, given the same wall time, ran "
+            f"{timed['samples']:,.0f} samples to {pct(timed['excess'])}.")
+    if evidence and evidence.get("rounds"):
+        a, b = evidence["adapter"], evidence["base"]
+        overlap = a["valid_share_ci"][0] <= b["valid_share_ci"][1] and b["valid_share_ci"][0] <= a["valid_share_ci"][1]
+        text += (f" One LoRA round ({evidence['examples']} examples, {evidence['steps']} steps, "
+                 f"{evidence['train_s']:.0f} s): {a['valid_share']:.0%} valid for the adapter arm vs "
+                 f"{b['valid_share']:.0%} for the base arm, 95 % intervals "
+                 f"{'overlapping' if overlap else 'apart'}.")
+    rows = [("`gp`", gp), (f"`llamacpp` ({meta['model']})", llm), (f"`{MIX}`", mix), ("`gp` at llamacpp's wall time", timed)]
+    lines = [text, "", "| set-up | samples | valid | best test excess | s/sample |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {fmt(r['samples'], ',.0f')} | {fmt(r['valid'], '.0%')} | {pct(r['excess'])} | "
+              f"{fmt(r['s'], '.2f')} |" for name, r in rows]
+    return "\n".join(lines)
+
+
+def publish(runs: list[dict[str, Any]], evidence: dict[str, Any] | None, meta: dict[str, Any]) -> None:
+    """Print the tables and replace the real-lm sections of bench/RESULTS.md and the README."""
+    table = tables(runs, evidence, meta)
+    print(table)
+    if replace_results_section("real-lm", table):
+        print("replaced the real-lm section of bench/RESULTS.md")
+    if replace_results_section("real-lm-summary", summary(runs, evidence, meta), page=ROOT / "README.md"):
+        print("replaced the real-lm summary of README.md")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=48, help="budget of each equal-samples arm")
@@ -185,7 +232,12 @@ def main() -> None:
     parser.add_argument("--round-budget", type=int, default=320, help="budget of the LoRA-round run (0: skip it)")
     parser.add_argument("--round-every", type=int, default=24, help="--finetune-every of that run")
     parser.add_argument("--arms-from", type=Path, help="reuse the equal-samples/equal-time runs of this results file")
+    parser.add_argument("--report", type=Path, help="only regenerate the tables from this results file")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        publish(saved["runs"], saved["round"], saved["meta"])
+        return
     load_before = os.getloadavg()[0]
     rng = np.random.default_rng(0)
     runs: list[dict[str, Any]] = []
@@ -214,14 +266,11 @@ def main() -> None:
         meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "host": platform.machine(),
                 "load_before": load_before, "load_after": os.getloadavg()[0], "model": args.model,
                 "seeds": list(range(args.seeds)), "samples": args.samples}
-        table = tables(runs, evidence, meta)
-    print(table)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{meta['date']}-{os.cpu_count()}cpu-{meta['host']}-real_lm.json"
     out.write_text(json.dumps({"meta": meta, "runs": runs, "round": evidence}, indent=2, default=str) + "\n")
     print(f"wrote {out}")
-    if replace_results_section("real-lm", table):
-        print("replaced the real-lm section of bench/RESULTS.md")
+    publish(runs, evidence, meta)
 
 
 if __name__ == "__main__":
