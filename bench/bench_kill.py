@@ -16,7 +16,8 @@ SQLite's integrity check is "ok", the run finished its budget and no process
 of the trial is left.
 
 Prints a table, writes bench/results/DATE-HOST-kill.json and replaces the
-kill sections of bench/RESULTS.md and the README.
+kill sections of bench/RESULTS.md and the README (`--report FILE` only
+regenerates them from a results file).
 """
 
 from __future__ import annotations
@@ -135,7 +136,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the kill moments.")
+    parser.add_argument("--report", type=Path, help="only regenerate the tables from this results file")
     args = parser.parse_args()
+    if args.report:
+        publish(json.loads(args.report.read_text()))
+        return
     rng = random.Random(args.seed)
     load_before = os.getloadavg()[0]
     rows = []
@@ -152,12 +157,18 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{result['date']}-{result['host']}-kill.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    publish(result)
+    sys.exit(0 if all(r["ok"] for r in rows) else 1)
+
+
+def publish(result: dict[str, Any]) -> None:
+    """Print the table and replace the kill sections of bench/RESULTS.md and the README (`--report FILE` only
+regenerates them from a results file)."""
     table = report(result)
     print(table)
     replace_results_section("kill", table)
     replace_results_section("kill", table, page=ROOT / "README.md")
-    print(f"wrote {out}")
-    sys.exit(0 if all(r["ok"] for r in rows) else 1)
 
 
 def report(result: dict[str, Any]) -> str:
