@@ -4,9 +4,10 @@
     python bench/bench_kill.py --trials 5      # a quick look
 
 Each trial starts `evolve run bin_packing_or` through the real CLI (2 sandbox
-workers, an unbounded budget), waits a random time (uniform over 0-6 s, so
-that a share of kills lands before the first commit: while the file is being
-created or the seed evaluated), and kills the loop's whole process group with
+workers, an unbounded budget), waits a random time (uniform over 0-1.5 s for
+half the trials, so that kills land around the first commit: while the
+interpreter starts, the file is created or the seed evaluated; over 1.5-6 s
+for the other half, mid-run), and kills the loop's whole process group with
 SIGKILL. It then records every committed program (id, hash, score, function)
 and continues the run on the same file: `evolve resume DB --budget S+40`, or,
 when the kill left no run record, `evolve run` of the same spec over the same
@@ -103,7 +104,7 @@ def carry_on(db: Path) -> tuple[str, subprocess.CompletedProcess[str]]:
 
 def trial(index: int, rng: random.Random, workdir: Path) -> dict[str, Any]:
     db = workdir / f"kill-{index}.db"
-    delay = rng.uniform(0.0, 6.0)
+    delay = rng.uniform(0.0, 1.5) if index % 2 == 0 else rng.uniform(1.5, 6.0)  # half of them in the first moments
     groups = []
     proc = start("run", PROBLEM, "--db", str(db), "--budget", "100000", "--workers", "2", "--seed", str(index))
     groups.append(proc.pid)
