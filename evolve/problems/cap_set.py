@@ -7,8 +7,10 @@ FunSearch does: every vector gets a priority from the evolved
 (ties: lower base-3 index first), skipping any that would complete a line.
 Score: the size of the set, after a trusted check that it is a cap set.
 
-`el` is one vector as a numpy int array of length n. Train: n = 8 (change
-it with `--inputs dims.json` holding e.g. {"n6": 6}). Test: n = 1..8.
+`el` is one vector as a tuple of n ints (numpy int32, as FunSearch passes
+`tuple(vector)`), so FunSearch's published programs (`el.count(0)`,
+`np.array(el)`) run unchanged. Train: n = 8 (change it with `--inputs
+dims.json` holding e.g. {"n6": 6}). Test: n = 1..8.
 """
 
 import itertools
@@ -17,13 +19,14 @@ import numpy as np
 
 import evolve
 
+# `el` is a tuple: the GP proposer's array operators see it as `np.array(el)`.
 GP_PRIMITIVES = {
-    "args": {"el": "array", "n": "scalar"},
+    "args": {"n": "scalar"},
     "returns": "scalar",
     "operators": ["add", "sub", "mul", "div", "neg", "square", "abs", "mod3", "minimum", "maximum",
                   "min", "max", "mean", "sum"],
     "constants": [-2.0, 2.0],
-    "terminals": {"np.arange(n)": "array"},
+    "terminals": {"np.array(el)": "array", "np.arange(n)": "array"},
 }
 
 
@@ -33,16 +36,16 @@ class InvalidOutput(Exception):
 
 def build_cap_set(n: int) -> np.ndarray:
     """Return a cap set in Z_3^n, shape (size, n), built greedily by priority."""
-    vectors = np.array(list(itertools.product((0, 1, 2), repeat=n)), dtype=np.int64).reshape(-1, n)
+    vectors = np.array(list(itertools.product((0, 1, 2), repeat=n)), dtype=np.int32).reshape(-1, n)
     powers = 3 ** np.arange(n - 1, -1, -1)  # vectors[i] @ powers == i
     priorities = np.empty(len(vectors))
     for i, vector in enumerate(vectors):
-        value = priority(vector, n)
+        value = priority(tuple(vector), n)
         if np.ndim(value) != 0 or not np.isfinite(value):
             raise InvalidOutput(f"priority must return one finite number, got {value!r:.60}")
         priorities[i] = value
     blocked = np.zeros(len(vectors), dtype=bool)
-    members = np.empty((0, n), dtype=np.int64)
+    members = np.empty((0, n), dtype=np.int32)
     for i in np.argsort(-priorities, kind="stable"):
         if blocked[i]:
             continue
@@ -61,15 +64,16 @@ def evaluate(n: int) -> dict:
 
 
 @evolve.evolve
-def priority(el: np.ndarray, n: int) -> float:
+def priority(el: tuple[int, ...], n: int) -> float:
     """Return how much the vector `el` should be preferred for the cap set."""
     return 0.0
 
 
 @evolve.baseline
-def quadric(el: np.ndarray, n: int) -> float:
+def quadric(el: tuple[int, ...], n: int) -> float:
     """Prefer the vectors whose sum of squares is 1 mod 3."""
-    return float(np.mod(np.sum(el * el), 3.0) == 1.0)
+    v = np.array(el)
+    return float(np.mod(np.sum(v * v), 3.0) == 1.0)
 
 
 @evolve.inputs
