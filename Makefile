@@ -11,7 +11,7 @@ DEMO_DB := runs/demo.db
 # Tests with the real model assemble it once per machine here, not once per test session.
 TEST_MODELS := $(HOME)/.cache/evoloop/test-models
 
-.PHONY: demo demo-llm test test-slow bench bench-speed install clean
+.PHONY: demo demo-llm lint test test-slow bench bench-speed install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ demo-llm: $(LLM_STAMP)
 	$(BIN)/evolve models get gemma-3-270m
 	$(BIN)/evolve run bin_packing_or --proposer llamacpp --model gemma-3-270m --db runs/demo-llm.db --budget 24 --seed 0
 	$(BIN)/evolve best runs/demo-llm.db --split test
+
+# ruff (pyflakes' unused and undefined names, syntax) over everything, mypy over evolve/, islands/, sandbox/:
+# settings in pyproject.toml. `make test` runs it first.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: $(LM_STAMP)
 	EVOLOOP_TEST_MODEL_CACHE=$(TEST_MODELS) $(BIN)/python -m pytest -q -m "not slow"

@@ -38,7 +38,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from evolve import session
+from evolve.recorded import recorded_config
 from evolve.archive import Archive, NewProgram
 from evolve.loop import Evolution, islands_summary_rows
 from evolve.status import read_status
@@ -130,7 +130,7 @@ def status_timings(db: Path) -> dict[str, float]:
     started = time.perf_counter()
     info = read_status(archive)
     now = time.perf_counter() - started
-    config = session.config_of(archive)
+    config = recorded_config(archive)
     started = time.perf_counter()
     replayed = islands_summary_rows(Evolution.restore_islands(archive, config, np.random.default_rng(0)))
     replay = time.perf_counter() - started

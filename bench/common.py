@@ -73,8 +73,8 @@ def gp_run(spec: Spec, seed: int, samples: int, workers: int, db: Path, test_poo
         evolution = session.open_evolution(archive, spec, config, pool, fresh=True)
         evolution.run()
     elapsed = time.perf_counter() - started
-    [best] = session.best_programs(archive, 1, "test", test_pool)
-    return best, evolution.stats, elapsed
+    [best] = session.best_programs(archive, spec, 1, "test", test_pool)
+    return best.to_json(), evolution.stats, elapsed
 
 
 # A one-line problem: f(x) close to 3 on three numbers. Evaluating it costs little beyond the sandbox's

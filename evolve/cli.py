@@ -30,7 +30,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from evolve import __version__, cli_views as views, runs, session
-from evolve.archive import Archive, ArchiveError
+from evolve.archive import ArchiveError
 from evolve.cli_models import models
 from evolve.config import load_config
 from evolve.errors import ConfigError
@@ -39,7 +39,6 @@ from evolve.proposers.base import ProposerError
 from evolve.proposers.build import model_overrides
 from evolve.problems import BUILTINS
 from evolve.spec import SpecError, load_spec
-from evolve.status import read_status
 from sandbox import SandboxError
 from finetune.request import FinetuneError
 
@@ -75,7 +74,7 @@ class _OneLineErrors(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx else "evolve"
             _fail(f"{exc.format_message()} (see `{command} --help`)")
@@ -307,7 +306,8 @@ def _report_end(evolution: Evolution, reason: str) -> None:
 @user_errors
 def status(db: Path, as_json: bool) -> None:
     """Show a run's progress, best score and islands (works while it runs)."""
-    info = read_status(Archive.open(db, readonly=True))
+    with runs.load(db) as run:
+        info = run.status()
     if as_json:
         click.echo(json.dumps(info.to_json()))
         return
@@ -334,26 +334,20 @@ def tui(db: Path, interval: float) -> None:
 @user_errors
 def best(db: Path, top: int, split: str, as_json: bool) -> None:
     """Show the best programs of a run, scored on a split."""
-    archive = Archive.open(db, readonly=True)
-    spec = session.spec_of(archive)
-    session.require_split(spec, split)
-    config = session.config_of(archive)
-    with session.pool_for(config, local=True) as pool:  # a few programs: no need for the run's cluster
-        rows = session.best_programs(archive, top, split, pool)
-        baselines = (
-            session.evaluate_functions(spec, spec.baseline_functions(), split, pool) if split != "train" and not as_json else []
-        )
-    if not rows:
+    with runs.load(db) as run:  # re-running a few programs on a split uses a local sandbox pool
+        programs = run.best(top, split)
+        baselines = run.baselines(split) if programs and split != "train" and not as_json else []
+    if not programs:
         raise ArchiveError(f"{db} holds no valid program yet")
     if as_json:
-        head = {k: rows[0][k] for k in ("id", "score", "scores", "metrics", "split")}
-        click.echo(json.dumps({**head, "programs": rows}))
+        rows = [p.to_json() for p in programs]
+        click.echo(json.dumps({**{k: rows[0][k] for k in ("id", "score", "scores", "metrics", "split")}, "programs": rows}))
         return
-    for rank, row in enumerate(rows, start=1):
-        console.print(f"[bold]#{rank}[/] program {row['id']} (island {row['island']}, {row['proposer']}): "
-                      f"train {row['train_score']:.6g}, {split} {row['score']}")
-        console.print(Syntax(row["function"], "python", theme="ansi_dark", word_wrap=True))
-    views.print_comparison(console, rows[0], baselines)
+    for rank, p in enumerate(programs, start=1):
+        console.print(f"[bold]#{rank}[/] program {p.id} (island {p.row.island}, {p.row.proposer}): "
+                      f"train {p.train_score:.6g}, {split} {p.score}")
+        console.print(Syntax(p.row.function, "python", theme="ansi_dark", word_wrap=True))
+    views.print_comparison(console, programs[0], baselines)
 
 
 @main.command("eval")
@@ -426,14 +420,12 @@ def _print_results(results: list[session.Result], as_json: bool, single: bool) -
 @user_errors
 def export(db: Path, out_dir: Path, top: int, with_adapters: bool) -> None:
     """Write the best programs of a run as runnable .py files into OUT_DIR."""
-    archive = Archive.open(db, readonly=True)
-    written = session.export(archive, out_dir, top)
-    console.print(f"wrote {len(written)} program(s) and index.json to {out_dir}")
-    if with_adapters:
-        from finetune.rounds import export_adapters
-
-        adapters = export_adapters(archive, out_dir)
-        console.print(f"wrote {len(adapters)} adapter(s) to {out_dir / 'adapters'}")
+    with runs.load(db) as run:
+        written = run.export(out_dir, top)
+        console.print(f"wrote {len(written)} program(s) and index.json to {out_dir}")
+        if with_adapters:
+            adapters = run.export_adapters(out_dir)
+            console.print(f"wrote {len(adapters)} adapter(s) to {out_dir / 'adapters'}")
 
 
 @main.command()

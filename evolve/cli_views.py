@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evolve.session import Result
+from evolve.session import BestProgram, Result
 from evolve.status import Status
 from finetune.registry import ARM_FIELDS, AdapterEvidence
 
@@ -74,16 +74,16 @@ def adapters_table(rows: Sequence[AdapterEvidence]) -> Table:
     return table
 
 
-def print_comparison(console: Console, row: Mapping[str, Any], baselines: Sequence[Result]) -> None:
-    """Print the best program's per-input figures next to the baselines' (row: one of `session.best_programs`)."""
-    metric = main_metric(row["metrics"])
-    table = Table(title=f"{row['split']} split: program {row['id']} vs baselines" + (f" ({metric})" if metric else " (score)"))
+def print_comparison(console: Console, best: BestProgram, baselines: Sequence[Result]) -> None:
+    """Print the best program's per-input figures next to the baselines'."""
+    metric = main_metric(best.metrics)
+    table = Table(title=f"{best.split} split: program {best.id} vs baselines" + (f" ({metric})" if metric else " (score)"))
     table.add_column("input")
-    table.add_column(f"program {row['id']}", justify="right")
+    table.add_column(f"program {best.id}", justify="right")
     for b in baselines:
         table.add_column(b.name, justify="right")
-    for name, score in row["scores"].items():
-        cells = [_cell(row["metrics"], metric, name, score)]
+    for name, score in best.scores.items():
+        cells = [_cell(best.metrics, metric, name, score)]
         cells += [_cell(b.metrics, metric, name, b.evaluation.scores.get(name)) for b in baselines]
         table.add_row(name, *cells)
     console.print(table)

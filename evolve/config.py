@@ -21,7 +21,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from evolve.errors import ConfigError
 from evolve.executor import ExecutorConfig
@@ -148,7 +148,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
                 raise ConfigError(f"{key}: expected a string such as \"gp\" or \"vllm:0.9,gp:0.1\", got {value!r}")
             kwargs[name] = ProposerMix.parse(value)
         elif dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, key)
+            kwargs[name] = _build(cast(type, hint), value, key)
         else:
             kwargs[name] = _coerce(value, hint, key)
     try:

@@ -208,7 +208,7 @@ def _type_text(hint: Any, source: str) -> str:
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     if not any(typing.get_origin(o) is typing.Literal for o in options):
         return source
-    shown = []
+    shown: list[str] = []
     for option in options:
         if typing.get_origin(option) is typing.Literal:
             shown.extend(json.dumps(v) for v in typing.get_args(option))

@@ -214,7 +214,7 @@ def _body_indent(lines: list[str], fn: ast.FunctionDef) -> str:
 
 
 def _one_line_signature(fn: ast.FunctionDef) -> str:
-    stub = ast.FunctionDef(fn.name, fn.args, [ast.Pass()], [], fn.returns, None, [])  # type: ignore[call-arg]
+    stub = ast.FunctionDef(name=fn.name, args=fn.args, body=[ast.Pass()], decorator_list=[], returns=fn.returns)
     return ast.unparse(ast.fix_missing_locations(stub)).splitlines()[0]
 
 

@@ -8,7 +8,7 @@
     with evolve.resume("runs/demo.db", budget=4000) as run:
         run.run()
     with evolve.load("runs/demo.db") as run:       # read-only, also while another process evolves it
-        print(run.best(top=3, split="test"))
+        print(run.best(top=3, split="test")[0].to_json())
 
 A run that evolves holds the archive's run lock and a sandbox pool from
 `start`/`resume` until `close` (or the end of the `with` block); its
@@ -39,6 +39,7 @@ from evolve.proposers.build import model_overrides
 from evolve.recorded import recorded_config, recorded_spec
 from evolve.spec import Spec
 from evolve.status import Status, read_status
+from finetune.rounds import export_adapters
 from sandbox import Layers
 
 ProgressFn = Callable[[Stats, float], None]
@@ -102,19 +103,24 @@ class Run:
         """Return the run's status, as `evolve status` shows it."""
         return read_status(self.archive, self.spec)
 
-    def best(self, top: int = 1, split: str = "train") -> list[dict[str, Any]]:
+    def best(self, top: int = 1, split: str = "train") -> list[session.BestProgram]:
         """Return the `top` best programs; a split other than train re-runs them there, in the sandbox."""
         session.require_split(self.spec, split)
-        return session.best_programs(self.archive, top, split, self._evaluator() if split != "train" else None)
+        return session.best_programs(self.archive, self.spec, top, split, self._evaluator() if split != "train" else None)
+
+    def baselines(self, split: str = "test") -> list[session.Result]:
+        """Evaluate the spec's own function and its @evolve.baseline functions on `split`, in the sandbox."""
+        session.require_split(self.spec, split)
+        return session.evaluate_functions(self.spec, self.spec.baseline_functions(), split, self._evaluator())
 
     def export(self, out_dir: str | Path, top: int = 10, adapters: bool = False) -> list[Path]:
         """Write the best programs as runnable files (and, with `adapters`, the LoRA rounds); return the paths."""
         written = session.export(self.archive, Path(out_dir), top)
-        if adapters:
-            from finetune.rounds import export_adapters
+        return written + self.export_adapters(out_dir) if adapters else written
 
-            written += export_adapters(self.archive, Path(out_dir))
-        return written
+    def export_adapters(self, out_dir: str | Path) -> list[Path]:
+        """Copy the run's LoRA rounds to OUT_DIR/adapters/round_k (PEFT directories, plus adapter.gguf for llama.cpp)."""
+        return export_adapters(self.archive, Path(out_dir))
 
     def close(self) -> None:
         """Stop the proposer, the sandbox pool and release the run lock; safe to call twice."""

@@ -26,7 +26,7 @@ from evolve.lock import RunBusy, is_running, run_lock
 from evolve.loop import Evolution, stats_from_state
 from evolve.parse import extract_function, function_names
 from evolve.proposers.build import make_proposer
-from evolve.recorded import recorded_config, recorded_spec
+from evolve.recorded import recorded_spec
 from evolve.spec import Spec, SpecError, load_spec
 from finetune.rounds import attach_rounds, base_model, check_trainer
 from islands import ProgramsDatabase
@@ -74,14 +74,12 @@ def new_run(target: str, db: Path, config: RunConfig, inputs_file: Path | None =
         },
         "config": config.to_dict(),
     }
+    db = Path(db)
     if db.exists():  # a run killed before its first commit is started again in place; anything else is refused
         with run_lock(db):
             return Archive.start_over(db, run), spec
     return Archive.create(db, run), spec
 
-
-spec_of = recorded_spec  # until the CLI reads through the library API (evolve.runs)
-config_of = recorded_config
 
 
 def open_evolution(
@@ -190,24 +188,55 @@ def function_from_file(spec: Spec, path: Path) -> FileFunction:
 # -- inspecting runs -------------------------------------------------------------------
 
 
-def best_programs(archive: Archive, top: int, split: str, pool: Evaluator | None) -> list[dict[str, Any]]:
-    """Return the top programs (train scores), re-evaluated on `split` if it is not train."""
-    spec = spec_of(archive)
+@dataclass(frozen=True)
+class BestProgram:
+    """One of a run's best programs (by train score), scored on a split."""
+
+    row: ProgramRow
+    program: str  # the whole runnable file: the spec around the function
+    split: str
+    score: float | None  # on `split`; None when it failed there
+    scores: Mapping[str, float]
+    metrics: Mapping[str, Any]
+    failure: str | None = None
+    error: str | None = None
+
+    @property
+    def id(self) -> int:
+        return self.row.id
+
+    @property
+    def train_score(self) -> float | None:
+        return self.row.score
+
+    def to_json(self) -> dict[str, Any]:
+        """What `evolve best --json` lists for each program."""
+        r = self.row
+        out = {
+            "id": r.id, "island": r.island, "proposer": r.proposer, "sample": r.sample, "function": r.function,
+            "program": self.program, "train_score": r.score, "score": self.score, "scores": dict(self.scores),
+            "metrics": dict(self.metrics), "split": self.split,
+        }
+        if self.failure or self.error:
+            out.update(failure=self.failure, error=self.error)
+        return out
+
+
+def best_programs(archive: Archive, spec: Spec, top: int, split: str, pool: Evaluator | None) -> list[BestProgram]:
+    """Return the top programs (train scores), re-evaluated on `split` if it is not train (then `pool` is needed)."""
     rows = archive.top(top)
-    out = []
-    for row in rows:
-        out.append({
-            "id": row.id, "island": row.island, "proposer": row.proposer, "sample": row.sample,
-            "function": row.function, "program": spec.program(row.function),
-            "train_score": row.score, "score": row.score, "scores": dict(row.scores),
-            "metrics": spec.metrics("train", row.scores), "split": "train",
-        })
-    if split != "train" and out:
-        assert pool is not None
-        results = evaluate_functions(spec, {str(r["id"]): r["function"] for r in out}, split, pool)
-        for r, res in zip(out, results, strict=True):
-            r.update(res.to_json())
-    return out
+    if split == "train" or not rows:
+        return [BestProgram(r, spec.program(r.function), "train", r.score, dict(r.scores), spec.metrics("train", r.scores))
+                for r in rows]
+    assert pool is not None
+    results = evaluate_functions(spec, {str(r.id): r.function for r in rows}, split, pool)
+    return [
+        BestProgram(r, spec.program(r.function), split, res.evaluation.score if res.evaluation.ok else None,
+                    dict(res.evaluation.scores), dict(res.metrics),
+                    None if res.evaluation.ok else (res.evaluation.failure.value if res.evaluation.failure else None),
+                    None if res.evaluation.ok else res.evaluation.error)
+        for r, res in zip(rows, results, strict=True)
+    ]
 
 
 def export(archive: Archive, out_dir: Path, top: int) -> list[Path]:
@@ -270,6 +299,7 @@ def require_split(spec: Spec, split: str) -> None:
 
 
 __all__: Sequence[str] = [
-    "RunBusy", "Result", "run_lock", "is_running", "make_proposer", "new_run", "spec_of", "config_of", "open_evolution",
-    "pool_for", "evaluate_functions", "function_from_file", "best_programs", "export", "program_text", "write_program", "parse_duration",
+    "RunBusy", "Result", "run_lock", "is_running", "make_proposer", "new_run", "open_evolution",
+    "pool_for", "evaluate_functions", "function_from_file", "BestProgram", "best_programs", "export", "program_text",
+    "write_program", "parse_duration",
 ]

@@ -172,7 +172,7 @@ def run_state(archive: Archive) -> RunState:
     return "interrupted"  # killed: resume it
 
 
-def _island_rows(archive: Archive, config: RunConfig, state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _island_rows(archive: Archive, config: RunConfig, state: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
     if "islands_summary" in state:  # committed by the loop with the membership it summarizes
         return list(state["islands_summary"])
     if "islands" in state:  # an archive from before: replay the whole membership (slow on big runs)

@@ -213,8 +213,8 @@ def _probe(plan: ChildPlan, python_trees: list[str]) -> dict[str, str]:
         try:
             os.close(read_fd)
             steps = (("identity", lambda: drop_privileges(plan)), ("nnp", seccomp.set_no_new_privs),
-                     ("landlock", lambda: plan.ruleset_fd is not None and landlock.restrict_self(plan.ruleset_fd)),
-                     ("seccomp", lambda: plan.filter is not None and plan.filter.install(os.getpid())))
+                     ("landlock", lambda: None if plan.ruleset_fd is None else landlock.restrict_self(plan.ruleset_fd)),
+                     ("seccomp", lambda: None if plan.filter is None else plan.filter.install(os.getpid())))
             for name, step in steps:
                 try:
                     step()

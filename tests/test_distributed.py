@@ -27,7 +27,6 @@ import ray
 from ray.cluster_utils import Cluster
 
 from conftest import ROOT, evolve, evolve_json
-from evolve import session
 from evolve.archive import Archive
 from evolve.config import RunConfig
 from evolve.distributed.pool import RayPool

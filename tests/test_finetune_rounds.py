@@ -25,6 +25,7 @@ pytest.importorskip("peft")
 
 from conftest import ROOT, evolve, evolve_json  # noqa: E402
 from evolve.archive import Archive, ArchiveError  # noqa: E402
+from evolve.recorded import recorded_config, recorded_spec  # noqa: E402
 from tiny_lm import teach, tiny_model  # noqa: E402
 
 FIT = '''\
@@ -227,7 +228,7 @@ def test_export_resume_and_a_standalone_round(run: tuple[Path, str], model_dir: 
         assert tuned.active_adapter == "default"
     # Resume: the proposer starts from the latest adapter (loaded with the model on its first batch).
     archive = Archive.open(db)
-    evolution = session.open_evolution(archive, session.spec_of(archive), session.config_of(archive), pool=None,  # type: ignore[arg-type]
+    evolution = session.open_evolution(archive, recorded_spec(archive), recorded_config(archive), pool=None,  # type: ignore[arg-type]
                                        fresh=False)
     assert evolution.proposer.adapter == rows[-1].path
     archive.close()
@@ -265,7 +266,7 @@ def test_resume_takes_up_the_round_a_killed_loop_left_behind(run: tuple[Path, st
     request.update(round=99, out=str(tmp_path / "run-adapters" / "round_99"))  # never written
     (tmp_path / "run-adapters" / "round_99.json").write_text(json.dumps(request))
     archive = Archive.open(copy)
-    evolution = session.open_evolution(archive, session.spec_of(archive), session.config_of(archive), pool=None,  # type: ignore[arg-type]
+    evolution = session.open_evolution(archive, recorded_spec(archive), recorded_config(archive), pool=None,  # type: ignore[arg-type]
                                        fresh=False)
     taken = archive.latest_adapter()
     assert taken is not None and (taken.round, taken.path) == (last.round, last.path)  # recorded, nothing lost
@@ -273,7 +274,7 @@ def test_resume_takes_up_the_round_a_killed_loop_left_behind(run: tuple[Path, st
     assert [e.data["round"] for e in archive.events("finetune-failed")] == [99]
     archive.close()
     reopened = Archive.open(copy)  # a second resume takes up nothing twice
-    session.open_evolution(reopened, session.spec_of(reopened), session.config_of(reopened), pool=None,  # type: ignore[arg-type]
+    session.open_evolution(reopened, recorded_spec(reopened), recorded_config(reopened), pool=None,  # type: ignore[arg-type]
                            fresh=False)
     assert [r.round for r in reopened.adapters()].count(last.round) == 1
     assert len(reopened.events("finetune-failed")) == 1

@@ -31,7 +31,7 @@ def test_start_run_resume_and_load(tmp_path: Path) -> None:
     with evolve.load(db) as run:
         assert run.status().samples == 80
         [best] = run.best(top=1, split="test")
-        assert best["split"] == "test" and best["score"] is not None
+        assert best.split == "test" and best.score is not None and best.to_json()["train_score"] == best.train_score
         files = run.export(tmp_path / "out", top=2)
         assert [f.name for f in files][:1] and (tmp_path / "out" / "index.json").is_file()
         with pytest.raises(ConfigError, match="read-only"):

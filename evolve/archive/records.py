@@ -152,7 +152,7 @@ class AdapterRow:
     def from_sql(cls, row: Sequence[Any]) -> AdapterRow:
         """Build from a row selected in `schema.ADAPTER_COLUMNS` order."""
         *head, loss_curve, created = row
-        return cls(*head, tuple(json.loads(loss_curve or "[]")), created)
+        return cls(*head, tuple(json.loads(loss_curve or "[]")), created)  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +201,7 @@ class FailureCount(NamedTuple):
     island: int | None
     bucket: int
     failure: str
-    count: int
+    programs: int
 
 
 class ProgramBrief(NamedTuple):

@@ -27,7 +27,7 @@ REMOTE_PROPOSERS = ("llamacpp", "transformers", "vllm")
 
 
 def _ray_missing(exc: ImportError) -> bool:
-    return bool(exc.name) and exc.name.split(".")[0] == "ray"
+    return (exc.name or "").split(".")[0] == "ray"
 
 
 def _import(module: str, name: str) -> Any:

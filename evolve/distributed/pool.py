@@ -164,7 +164,7 @@ class RayPool:
             if node_id in self._nodes or node_id in self._failed_nodes or cpus < 1:
                 continue
             workers = self.config.workers_per_node or cpus
-            actor = ray.remote(SandboxNode).options(  # type: ignore[attr-defined]
+            actor = ray.remote(SandboxNode).options(
                 num_cpus=0, max_restarts=0, max_concurrency=3,  # two batches and an info() call at once
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
             ).remote(workers, _limits_json(self.limits), self.isolation.to_json())

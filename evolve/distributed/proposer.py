@@ -84,7 +84,7 @@ class RemoteProposer:
             return self._actors
         executor, seed = self._config.executor, self._config.loop.seed
         actors = [
-            ray.remote(ProposerActor).options(  # type: ignore[attr-defined]
+            ray.remote(ProposerActor).options(
                 num_gpus=executor.proposer_gpus, num_cpus=0,  # placed by its GPUs; 0 GPUs: anywhere
                 max_restarts=executor.proposer_restarts, max_task_retries=executor.proposer_restarts,
             ).remote(self.name, self._config.replace(loop={"seed": seed + i}).to_dict(), self._api_key)

@@ -129,11 +129,11 @@ def construct_packing(n: int) -> tuple[np.ndarray, np.ndarray]:
     # Concentric rings around the middle (1 + 8 + the rest), then polished by SLSQP.
     counts = [1, 8, n - 9]
     spacing = [0.0, 0.22, 0.42]
-    centers = []
+    points: list[list[float]] = []
     for count, ring in zip(counts, spacing):
         angles = 2 * np.pi * np.arange(count) / max(count, 1)
-        centers += [[0.5 + ring * np.cos(a), 0.5 + ring * np.sin(a)] for a in angles]
-    centers = np.clip(np.array(centers), 0.01, 0.99)
+        points += [[0.5 + ring * np.cos(a), 0.5 + ring * np.sin(a)] for a in angles]
+    centers = np.clip(np.array(points), 0.01, 0.99)
     return polish(centers, max_radii(centers))
 
 
@@ -149,11 +149,11 @@ def grid(n: int) -> tuple[np.ndarray, np.ndarray]:
 @evolve.baseline
 def rings(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The seed's rings with the largest radii that fit, not polished."""
-    counts, spacing, centers = [1, 8, n - 9], [0.0, 0.22, 0.42], []
+    counts, spacing, points = [1, 8, n - 9], [0.0, 0.22, 0.42], []
     for count, ring in zip(counts, spacing):
         angles = 2 * np.pi * np.arange(count) / max(count, 1)
-        centers += [[0.5 + ring * np.cos(a), 0.5 + ring * np.sin(a)] for a in angles]
-    centers = np.clip(np.array(centers), 0.01, 0.99)
+        points += [[0.5 + ring * np.cos(a), 0.5 + ring * np.sin(a)] for a in angles]
+    centers = np.clip(np.array(points), 0.01, 0.99)
     return centers, max_radii(centers)
 
 

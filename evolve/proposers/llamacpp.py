@@ -31,12 +31,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from evolve.errors import ConfigError
 from evolve.proposers.arms import LMProposer, adapter_dir
 from evolve.proposers.base import Prompt, ProposerError
-from evolve.proposers.lm import LlamaCppConfig, OpenAIConfig, SamplingConfig
+from evolve.proposers.lm import LlamaCppConfig, OpenAIConfig, PromptFormat, SamplingConfig
 
 log = logging.getLogger(__name__)
 GGUF_ADAPTER_NAME = "adapter.gguf"  # written beside a round's PEFT files (what `evolve export --adapters` copies too)
@@ -137,16 +137,16 @@ class LlamaCppBackend:
 
     # -- inside --------------------------------------------------------------------------------------------
 
-    def _format(self, sampling: SamplingConfig) -> str:
+    def _format(self, sampling: SamplingConfig) -> PromptFormat:
         if self.config.format != "auto":
-            return self.config.format
+            return cast(PromptFormat, self.config.format)  # checked by LlamaCppConfig
         from evolve.gguf_info import GGUFError, read_header
 
         try:
             template = read_header(self.path).chat_template
         except GGUFError as exc:
             raise ConfigError(f"llamacpp.model: {exc}") from None
-        chosen = "chat" if template else "completion"
+        chosen: PromptFormat = "chat" if template else "completion"
         if sampling.format == "diff" and template:
             chosen = "diff"
         return chosen

@@ -281,7 +281,7 @@ MAX_RETRY_AFTER_S = 120.0  # a server that asks for longer (an hour, a date) wou
 def _retry_after(reply: Reply, default: float) -> float:
     """Return the seconds a 429/503 asks us to wait (Retry-After in seconds), at most MAX_RETRY_AFTER_S."""
     try:
-        return min(MAX_RETRY_AFTER_S, max(0.0, float((reply.headers or {}).get("retry-after", ""))))
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(dict(reply.headers or {}).get("retry-after", ""))))
     except ValueError:  # absent, or an HTTP date
         return default
 

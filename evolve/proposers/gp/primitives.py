@@ -63,7 +63,7 @@ class Array(metaclass=_GPType):
 TYPES: dict[str, type] = {"scalar": Scalar, "array": Array}
 _TYPE_ALIASES = {"scalar": "scalar", "float": "scalar", "int": "scalar",
                  "array": "array", "ndarray": "array", "np.ndarray": "array"}
-_CODES = {Scalar: "s", Array: "a"}
+_CODES: dict[type, str] = {Scalar: "s", Array: "a"}
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def signature_from_declaration(declaration: Mapping, fn: ast.FunctionDef,
     constants = tuple(float(c) for c in declaration.get("constants") or default_constants)
     if len(constants) != 2 or not constants[0] <= constants[1]:
         raise ValueError(f"GP declaration: constants must be [low, high], got {constants}")
-    sig = Signature(args, returns, tuple(dict.fromkeys(operators)), constants,  # type: ignore[arg-type]
+    sig = Signature(args, returns, tuple(dict.fromkeys(operators)), constants,
                     tuple(dict.fromkeys(terminals)))
     build_pset(sig)  # raises ValueError when the grammar cannot build every type
     return sig
@@ -247,6 +247,7 @@ def build_pset(sig: Signature) -> gp.PrimitiveSetTyped:
             raise ValueError(f"GP declaration: terminal {source!r} clashes with an argument")
         pset.addTerminal(source, TYPES[type_], name=source)
     for op in (OPERATORS[name] for name in sig.operators):
+        variants: list[tuple[type, ...]]
         if op.kind == "binary":
             variants = [(a, b) for a in kinds for b in kinds]
         elif op.kind == "unary":

@@ -165,7 +165,7 @@ class GPProposer(TextProposer):
         fn = find_function(source, name)
         if fn is None:
             return None
-        tree = function_to_tree(fn, self._pset, self.signature) if self._pset is not None else None
+        tree = function_to_tree(fn, self._pset, self.signature) if self._pset is not None and self.signature else None
         cfg = self.config
         if tree is not None and (tree.height > cfg.max_height or len(tree) > cfg.max_nodes):
             tree = None  # over the limits: GP offspring would only copy it back
