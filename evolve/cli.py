@@ -32,7 +32,7 @@ from rich.table import Table
 from evolve import __version__, cli_views as views, runs, session
 from evolve.archive import ArchiveError
 from evolve.cli_models import models
-from evolve.config import load_config
+from evolve.config import RunConfig, load_config
 from evolve.errors import ConfigError
 from evolve.loop import Evolution, Stats
 from evolve.proposers.base import ProposerError
@@ -232,6 +232,8 @@ def _evolve(open_run: Callable[[], runs.Run]) -> None:
                 f"worker(s), budget {config.loop.budget} samples, archive [cyan]{run.path}[/]"
             )
             console.print(f"sandbox: {run.layers.describe()}", highlight=False)
+            for note in run.spec.notes:  # e.g. which cells of a notebook make up the spec
+                console.print(escape(note), highlight=False)
             if run.nodes:  # a RayPool: the nodes and their workers
                 console.print("ray: " + ", ".join(f"{name} ({n} workers)" for name, n in run.nodes.items()), highlight=False)
             with _progress(run.stats, config.loop.budget) as update:
@@ -288,13 +290,17 @@ class _progress:
 def _report_end(evolution: Evolution, reason: str) -> None:
     stats, path = evolution.stats, evolution.archive.path
     verb = {"budget": "finished", "time": "reached its time limit", "stopped": "stopped"}[reason]
-    console.print(f"run {verb}: {stats.samples} samples, {stats.valid}/{stats.evaluated} valid, best train score {stats.best_score:.6g}")
+    console.print(f"run {verb}: {views.count_line(stats.samples, stats.evaluated, stats.valid, stats.duplicates, stats.rejected)}, "
+                  f"best train score {stats.best_score:.6g}")
     best = evolution.archive.top(1)
     if best:
         console.print(Syntax(best[0].function, "python", theme="ansi_dark", word_wrap=True))
         views.print_metrics(console, evolution.spec.metrics("train", best[0].scores))  # e.g. the spec's reference figures
     hint = f"evolve resume {path}" if reason != "budget" else f"evolve resume {path} --budget N"
-    console.print(f"test it: [cyan]evolve best {path} --split test[/]   continue: [cyan]{hint}[/]")
+    held_out = [s for s in evolution.spec.splits() if s != "train"]  # what `best --split` can score on
+    split = "test" if "test" in held_out else (held_out[0] if held_out else None)
+    test = f"test it: [cyan]evolve best {path} --split {split}[/]   " if split else "no held-out split to test on;   "
+    console.print(f"{test}continue: [cyan]{hint}[/]")
 
 
 # -- inspecting -----------------------------------------------------------------------
@@ -354,16 +360,22 @@ def best(db: Path, top: int, split: str, as_json: bool) -> None:
 @click.argument("spec")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--split", default="train", show_default=True, help="Inputs to evaluate on.")
-@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="JSON inputs for a spec without its own.")
-@click.option("--timeout", default=300.0, show_default=True, help="Seconds allowed for the whole split.")
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),
+              help="Inputs for a spec without its own: JSON, OR-Library text, an LLM-SR CSV or directory (see docs/specs.md).")
+@click.option("--timeout", type=float, help="Seconds allowed for the whole split [default: 300, or sandbox.timeout_s "
+              "of --config].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="TOML file of settings: its [sandbox] section (memory, isolation) applies.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @user_errors
-def eval_(spec: str, file: Path, split: str, inputs_file: Path | None, timeout: float, as_json: bool) -> None:
+def eval_(spec: str, file: Path, split: str, inputs_file: Path | None, timeout: float | None, config_file: Path | None,
+          as_json: bool) -> None:
     """Evaluate one candidate function from FILE on SPEC's inputs, in the sandbox."""
     loaded = load_spec(spec, inputs_file)
+    _print_notes(loaded)
     session.require_split(loaded, split)
     function = session.function_from_file(loaded, file)
-    [result] = _evaluate(loaded, {file.name: function.source}, split, timeout,
+    [result] = _evaluate(loaded, {file.name: function.source}, split, _eval_config(config_file, timeout),
                          {file.name: function.first_line} if function.first_line else None)
     _print_results([result], as_json, single=True)
 
@@ -371,24 +383,50 @@ def eval_(spec: str, file: Path, split: str, inputs_file: Path | None, timeout: 
 @main.command()
 @click.argument("spec")
 @click.option("--split", default="test", show_default=True, help="Inputs to evaluate on.")
-@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="JSON inputs for a spec without its own.")
-@click.option("--timeout", default=300.0, show_default=True, help="Seconds allowed per function for the whole split.")
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),
+              help="Inputs for a spec without its own: JSON, OR-Library text, an LLM-SR CSV or directory (see docs/specs.md).")
+@click.option("--timeout", type=float, help="Seconds allowed per function for the whole split [default: 300, or "
+              "sandbox.timeout_s of --config].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="TOML file of settings: its [sandbox] section (workers, memory, isolation) applies.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @user_errors
-def baseline(spec: str, split: str, inputs_file: Path | None, timeout: float, as_json: bool) -> None:
+def baseline(spec: str, split: str, inputs_file: Path | None, timeout: float | None, config_file: Path | None,
+             as_json: bool) -> None:
     """Evaluate the spec's own function and its @evolve.baseline functions."""
     loaded = load_spec(spec, inputs_file)
+    _print_notes(loaded)
     session.require_split(loaded, split)
-    results = _evaluate(loaded, loaded.baseline_functions(), split, timeout)
+    results = _evaluate(loaded, loaded.baseline_functions(), split, _eval_config(config_file, timeout))
     _print_results(results, as_json, single=False)
 
 
-def _evaluate(spec: Any, functions: dict[str, str], split: str, timeout: float,
-              first_lines: dict[str, int] | None = None) -> list[session.Result]:
-    from sandbox import Limits, SandboxPool
+EVAL_TIMEOUT_S = 300.0  # eval and baseline run a whole split (often the test split) at once
 
-    limits = Limits(timeout_s=timeout)
-    with SandboxPool(min(len(functions), 2), limits) as pool:
+
+def _eval_config(config_file: Path | None, timeout: float | None) -> RunConfig:
+    """The sandbox settings of `eval`/`baseline`: --config's [sandbox], --timeout over its timeout_s."""
+    config = load_config(config_file)
+    if timeout is None and config_file is None:
+        timeout = EVAL_TIMEOUT_S
+    if timeout is not None:
+        if not timeout > 0:
+            raise ConfigError(f"--timeout must be positive, got {timeout}")
+        config = config.replace(sandbox={"timeout_s": timeout})
+    return config
+
+
+def _print_notes(spec: Any) -> None:
+    for note in spec.notes:  # e.g. which cells of a notebook make up the spec
+        err_console.print(escape(note), highlight=False, soft_wrap=True)
+
+
+def _evaluate(spec: Any, functions: dict[str, str], split: str, config: RunConfig,
+              first_lines: dict[str, int] | None = None) -> list[session.Result]:
+    from sandbox import SandboxPool
+
+    limits = config.sandbox.limits
+    with SandboxPool(min(len(functions), 2, config.sandbox.workers), limits, config.sandbox.isolation) as pool:
         return session.evaluate_functions(spec, functions, split, pool, limits, first_lines)
 
 

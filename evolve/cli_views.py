@@ -25,8 +25,7 @@ ISLAND_COLUMNS = ("island", "best_score", "best_program_id", "num_clusters", "nu
 def print_status(console: Console, s: Status) -> None:
     """Print a run's progress, pipeline, writers, failures, best program, islands and adapter rounds."""
     console.print(
-        f"[bold]{s.problem}[/] ({s.state}): {s.samples}/{s.budget} samples, "
-        f"valid {s.valid_share:.1%} of {s.evaluated} evaluated, {s.duplicates} duplicates, "
+        f"[bold]{s.problem}[/] ({s.state}): {count_line(s.samples, s.evaluated, s.valid, s.duplicates, s.rejected, s.budget)}, "
         f"{s.evals_per_s:.1f} evals/s over {s.elapsed_s:.0f}s"
     )
     pipe = s.pipeline
@@ -57,6 +56,19 @@ def print_status(console: Console, s: Status) -> None:
     console.print(table)
     if s.adapters:
         console.print(adapters_table(s.adapters))
+
+
+def count_line(samples: int, evaluated: int, valid: int, duplicates: int, rejected: Mapping[str, int],
+               budget: int | None = None) -> str:
+    """Say what the counters count, so that they add up: samples = evaluated + duplicates + rejected.
+
+    `evaluated` and `valid` count programs run in the sandbox, the seed (the spec's own function) among them;
+    a sample is a candidate a proposer wrote. Samples still in the sandbox are in neither yet.
+    """
+    seeded = 1 if evaluated else 0
+    parts = f"{evaluated - seeded} evaluated, {duplicates} duplicates, {sum(rejected.values())} rejected"
+    of = f"/{budget}" if budget is not None else ""
+    return f"{samples}{of} samples ({parts}); {valid}/{evaluated} programs valid, the seed included"
 
 
 def adapters_table(rows: Sequence[AdapterEvidence]) -> Table:

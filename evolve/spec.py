@@ -14,7 +14,13 @@ load unchanged, also when the decorators are commented out::
 
 Inputs come from a module-level `INPUTS` mapping (either `{split: {name:
 value}}` or a flat `{name: value}` taken as the `train` split), an
-`@evolve.inputs` loader, or a JSON file passed with `--inputs`.
+`@evolve.inputs` loader, or a file passed with `--inputs` (`evolve.inputs_file`:
+JSON, OR-Library text, FunSearch's bin-packing JSON, LLM-SR CSV). A spec that
+imports torch (LLM-SR's `*_torch` specs) gets the arrays of an `--inputs` file
+as float32 tensors, as LLM-SR hands them over.
+
+A spec may also be a Jupyter notebook (`evolve.notebook`): the cells that
+make it up are taken in order, and `Spec.notes` says which.
 
 A result from the sandbox is the candidate's claim. When the entry returns
 `{"score": s, "output": o}` (o plain data: lists, numbers, strings), the
@@ -30,7 +36,6 @@ source with the evolved function replaced, and only the sandbox runs it.
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import math
 import re
@@ -41,6 +46,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from evolve.inputs_file import InputsFileError, as_splits as _as_splits, read_inputs_file as _read_inputs_file
+from evolve.notebook import NotebookError, cell_of, notebook_spec
 from evolve.problems import BUILTINS, builtin_path
 from sandbox import Evaluation, FailureKind
 
@@ -51,6 +58,8 @@ ROLES = ("run", "evolve", "inputs", "baseline", "metrics", "check")
 MARKER_MODULES = frozenset({"evolve", "funsearch", "evaluate", "equation"})
 _COMMENTED_DECORATOR = re.compile(r"^\s*#\s*@\s*(\w+)\.(\w+)\s*(\(\s*\))?\s*$")
 SPLITS = ("train", "test")
+# Split names tried on a loader when listing the splits a spec has (a loader cannot list its own).
+KNOWN_SPLITS = ("train", "test", "test_id", "test_ood", "valid", "validation", "val")
 
 
 class SpecError(Exception):
@@ -87,6 +96,7 @@ class Spec:
     baselines: tuple[str, ...]  # names of @baseline functions
     gp_primitives: Mapping[str, Any] | None  # the spec's GP_PRIMITIVES, if any
     builtin: bool
+    notes: tuple[str, ...]  # for the user: how the spec was read (a notebook's cells)
     _module: types.ModuleType = field(repr=False, compare=False)
     _roles: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)  # role -> name
     _extra_inputs: Mapping[str, Mapping[str, Any]] | None = field(default=None, repr=False, compare=False)
@@ -118,8 +128,29 @@ class Spec:
             where = f"line {line - start + first_line}" if first_line else f"line {line - start + 1} of {self.function_name}"
         else:
             spec_line = line if line < start else line - length + (end - start + 1)
-            where = f"line {spec_line} of {self.path.name}"
+            where = f"{self.where(spec_line)} of {self.path.name}"
         return replace(evaluation, error=f"{evaluation.error[: -len(suffix)]} ({where})")
+
+    def where(self, line: int) -> str:
+        """Name line `line` of the spec as the user sees it: "line 12", or "cell 5, line 3" in a notebook."""
+        return (cell_of(self.source, line) if self.path.suffix == ".ipynb" else None) or f"line {line}"
+
+    def splits(self) -> list[str]:
+        """Return the names of the splits of inputs this spec has (a loader is asked for the usual names)."""
+        names = list(self._extra_inputs or {})
+        declared = getattr(self._module, "INPUTS", None)
+        if isinstance(declared, Mapping):
+            names += list(_as_splits(declared))
+        if self._role_function("inputs") is not None:
+            names += KNOWN_SPLITS
+        out = []
+        for name in sorted(dict.fromkeys(names), key=lambda n: (n != "train", n != "test")):  # train, test, the rest
+            try:
+                if self._find_inputs(name) is not None:
+                    out.append(name)
+            except SpecError:
+                continue
+        return out
 
     def inputs(self, split: str) -> dict[str, Any]:
         """Return the inputs of a split, {input name: value}, in a stable order."""
@@ -185,6 +216,16 @@ class Spec:
         return self._module.__dict__.get(name) if name else None
 
     def _load_inputs(self, split: str) -> dict[str, Any]:
+        found = self._find_inputs(split)
+        if found is not None:
+            return found
+        others = [s for s in self.splits() if s != split]
+        if others:
+            raise SpecError(self.path, None, f"no {split!r} split of inputs; the splits are: {', '.join(others)}",
+                            f"pass --split {others[0]}" if len(others) == 1 else "pass --split with one of them")
+        raise SpecError(self.path, self.entry_line, f"no {split!r} split of inputs", _NO_INPUTS_FIX)
+
+    def _find_inputs(self, split: str) -> dict[str, Any] | None:
         if self._extra_inputs is not None and split in self._extra_inputs:
             return dict(self._extra_inputs[split])
         declared = getattr(self._module, "INPUTS", None)
@@ -193,42 +234,52 @@ class Spec:
             if split in splits:
                 return dict(splits[split])
         loader = self._role_function("inputs")
-        if loader is not None:
-            try:
-                value = loader(split)
-            except KeyError:
-                value = None
-            except Exception as exc:
-                raise SpecError(self.path, _line_of(loader), f"the inputs loader failed for split {split!r}: {exc}") from exc
-            if value is not None:
-                if not isinstance(value, Mapping) or not value:
-                    raise SpecError(
-                        self.path, _line_of(loader), f"the inputs loader returned {type(value).__name__} for {split!r}",
-                        "return a non-empty dict {input name: value}",
-                    )
-                return dict(value)
-        raise SpecError(self.path, self.entry_line, f"no {split!r} split of inputs", _NO_INPUTS_FIX)
+        if loader is None:
+            return None
+        try:
+            value = loader(split)
+        except KeyError:
+            return None
+        except Exception as exc:
+            raise SpecError(self.path, _line_of(loader), f"the inputs loader failed for split {split!r}: {exc}") from exc
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or not value:
+            raise SpecError(
+                self.path, _line_of(loader), f"the inputs loader returned {type(value).__name__} for {split!r}",
+                "return a non-empty dict {input name: value}",
+            )
+        return dict(value)
 
 
 _NO_INPUTS_FIX = (
     "define INPUTS = {'train': {name: value}, 'test': {...}} in the spec, "
-    "mark a loader function with @evolve.inputs, or pass --inputs FILE.json"
+    "mark a loader function with @evolve.inputs, or pass --inputs FILE (JSON, OR-Library text, LLM-SR CSV)"
 )
 
 
 def load_spec(target: str | Path, inputs_file: Path | None = None) -> Spec:
-    """Load a built-in problem by name, or a spec file by path."""
+    """Load a built-in problem by name, or a spec file (.py, or a notebook .ipynb) by path."""
     builtin = isinstance(target, str) and target in BUILTINS
     path = builtin_path(target) if builtin else Path(target)
     if not path.is_file():
         known = ", ".join(BUILTINS)
         raise SpecError(path, None, "no such spec file or built-in problem", f"pass a .py file or one of: {known}")
-    try:
-        source = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, None, f"cannot read the spec: {exc}") from exc
+    notes: tuple[str, ...] = ()
+    if path.suffix == ".ipynb":
+        try:
+            notebook = notebook_spec(path, lambda tree, lines: bool(_marked_functions(tree, lines)))
+        except NotebookError as exc:
+            raise SpecError(path, None, exc.message, exc.fix) from exc
+        source, notes = notebook.source, (notebook.note,)
+    else:
+        try:
+            source = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(path, None, f"cannot read the spec: {exc}") from exc
     extra = read_inputs_file(inputs_file) if inputs_file is not None else None
-    return parse_spec(source, path, name=str(target) if builtin else path.stem, builtin=builtin, extra_inputs=extra)
+    return parse_spec(source, path, name=str(target) if builtin else path.stem, builtin=builtin, extra_inputs=extra,
+                      notes=notes)
 
 
 def parse_spec(
@@ -238,8 +289,22 @@ def parse_spec(
     name: str | None = None,
     builtin: bool = False,
     extra_inputs: Mapping[str, Mapping[str, Any]] | None = None,
+    notes: tuple[str, ...] = (),
 ) -> Spec:
-    """Build a `Spec` from source text (`path` names it in errors and as `__file__`)."""
+    """Build a `Spec` from source text (`path` names it in errors and as `__file__`).
+
+    For a notebook (`path` ending in .ipynb) `source` is what `evolve.notebook` assembled from its cells.
+    """
+    try:
+        return _parse_spec(source, path, name, builtin, extra_inputs, notes)
+    except SpecError as exc:
+        if path.suffix != ".ipynb" or exc.line is None or not (cell := cell_of(source, exc.line)):
+            raise
+        raise SpecError(path, None, f"{cell}: {exc.message}", exc.fix) from exc
+
+
+def _parse_spec(source: str, path: Path, name: str | None, builtin: bool,
+                extra_inputs: Mapping[str, Mapping[str, Any]] | None, notes: tuple[str, ...]) -> Spec:
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
@@ -248,8 +313,11 @@ def parse_spec(
     marked = _marked_functions(tree, lines)
     run = _exactly_one(path, marked, "run", "the entry point that takes one input and returns a score")
     evolved = _exactly_one(path, marked, "evolve", "the function to evolve")
+    _defined_once(path, tree, evolved, source)  # before the spec's code runs: it may take long
     program_source = _sanitize(tree, lines, marked)
     module = _execute(program_source, path)
+    if extra_inputs is not None and _imports_torch(module):
+        extra_inputs = _as_tensors(extra_inputs)
     spec = Spec(
         name=name or path.stem,
         path=path,
@@ -263,13 +331,49 @@ def parse_spec(
         baselines=tuple(m.name for m in marked if m.role == "baseline"),
         gp_primitives=getattr(module, "GP_PRIMITIVES", None),
         builtin=builtin,
+        notes=notes,
         _module=module,
         _roles={m.role: m.name for m in marked if m.role in ("inputs", "metrics", "check")},
         _extra_inputs=extra_inputs,
     )
     if not spec.has_split("train"):
+        others = spec.splits()
+        if others:
+            raise SpecError(path, None, f"no 'train' split of inputs (evolution needs one); the splits are: "
+                            f"{', '.join(others)}", "name the inputs to evolve on `train`")
         raise SpecError(path, run.line, f"no inputs for `{run.name}`", _NO_INPUTS_FIX)
     return spec
+
+
+def _defined_once(path: Path, tree: ast.Module, evolved: _Marked, source: str) -> None:
+    """Refuse a spec that defines the evolved function twice: which one is the seed would be a guess."""
+    lines = [n.lineno for n in tree.body
+             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == evolved.name]
+    if len(lines) < 2:
+        return
+    if path.suffix == ".ipynb":
+        where = " and ".join(cell_of(source, n) or f"line {n}" for n in lines)
+    else:
+        where = "lines " + " and ".join(map(str, lines))
+    raise SpecError(path, None, f"`{evolved.name}` is defined {len(lines)} times ({where})",
+                    f"keep only the one marked @evolve.evolve (line {evolved.line}); rename or remove the other"
+                    if path.suffix != ".ipynb" else "keep only the one marked @evolve.evolve")
+
+
+def _imports_torch(module: types.ModuleType) -> bool:
+    return any(isinstance(v, types.ModuleType) and v.__name__.split(".")[0] == "torch" for v in vars(module).values())
+
+
+def _as_tensors(value: Any) -> Any:
+    """Turn the numpy arrays of loaded inputs into float32 tensors (LLM-SR's `torch.Tensor(X)`), keeping the layout."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, Mapping):
+        return {k: _as_tensors(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return torch.Tensor(value)
+    return value
 
 
 def _failed(evaluation: Evaluation, kind: FailureKind, error: str) -> Evaluation:
@@ -346,28 +450,9 @@ def _line_of(fn: Any) -> int | None:
     return code.co_firstlineno if code else None
 
 
-def _as_splits(declared: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Accept {split: {name: value}} or a flat {name: value} (taken as train)."""
-    if "train" in declared and isinstance(declared["train"], Mapping):
-        return {k: v for k, v in declared.items() if isinstance(v, Mapping)}
-    return {"train": declared}
-
-
 def read_inputs_file(path: Path) -> dict[str, Mapping[str, Any]]:
-    if Path(path).is_dir() or str(path).endswith((".csv", ".csv.gz")):
-        # LLM-SR data: one CSV, or a directory of <split>.csv[.gz]; each split is {"data": {"inputs", "outputs"}}.
-        from evolve.problems.llmsr_data import inputs_from_csv
-
-        try:
-            return inputs_from_csv(Path(path))
-        except (OSError, ValueError, EOFError) as exc:
-            raise SpecError(path, None, f"cannot read LLM-SR data: {exc}", "pass a CSV with a header row, the target last") from exc
+    """Read an `--inputs` file (see `evolve.inputs_file`); SpecError naming the file when it is malformed."""
     try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise SpecError(path, None, f"cannot read the inputs file: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise SpecError(path, exc.lineno, f"not valid JSON: {exc.msg}", "write a JSON object {name: value}") from exc
-    if not isinstance(data, dict) or not data:
-        raise SpecError(path, 1, "the inputs file must hold a non-empty JSON object", "write {name: value} or {'train': {...}}")
-    return _as_splits(data)
+        return _read_inputs_file(path)
+    except InputsFileError as exc:
+        raise SpecError(exc.path, exc.line, exc.message, exc.fix) from exc

@@ -25,18 +25,67 @@ def _data_file(name: str) -> str:
 
 
 def read_orlib(text: str) -> Dataset:
-    """Parse an OR-Library bin-packing file (P, then name / `capacity n best` / n sizes)."""
-    tokens = text.split()
-    count, pos, out = int(tokens[0]), 1, {}
-    for _ in range(count):
-        name = tokens[pos]
-        capacity, n = int(tokens[pos + 1]), int(tokens[pos + 2])
-        pos += 4  # name, capacity, n, best known
-        items = [int(float(t)) for t in tokens[pos : pos + n]]
+    """Parse an OR-Library bin-packing file (P, then name / `capacity n best` / n sizes).
+
+    A malformed file raises ValueError naming the instance and the line.
+    """
+    tokens = [(t, number) for number, line in enumerate(text.splitlines(), start=1) for t in line.split()]
+    if not tokens:
+        raise ValueError("the file is empty")
+
+    def integer(pos: int, what: str, instance: str) -> int:
+        if pos >= len(tokens):
+            raise ValueError(f"instance {instance!r}: the file ends where its {what} should be")
+        token, line = tokens[pos]
+        try:
+            value = float(token)
+        except ValueError:
+            raise ValueError(f"instance {instance!r} (line {line}): {what} {token!r} is not a number") from None
+        if not value.is_integer() or value < 0:
+            raise ValueError(f"instance {instance!r} (line {line}): {what} {token!r} is not a whole number")
+        return int(value)
+
+    count, pos, out = integer(0, "number of instances", "(header)"), 1, {}
+    for k in range(count):
+        if pos >= len(tokens):
+            raise ValueError(f"the header says {count} instances, the file holds {k}")
+        name = tokens[pos][0]
+        capacity, n = integer(pos + 1, "capacity", name), integer(pos + 2, "item count", name)
+        integer(pos + 3, "best known number of bins", name)
+        pos += 4
+        items = [integer(pos + i, f"item {i + 1} of {n}", name) for i in range(n)]
         pos += n
-        assert len(items) == n, f"{name}: expected {n} items"
-        out[name] = {"capacity": capacity, "num_items": n, "items": items}
+        out[name] = checked_instance(name, {"capacity": capacity, "num_items": n, "items": items})
+    if pos < len(tokens):
+        raise ValueError(f"line {tokens[pos][1]}: more data after the {count} instances the header announces")
     return out
+
+
+def looks_like_instances(value: Any) -> bool:
+    """Tell whether `value` is {name: {"capacity", "items", ...}}: one dataset of bin-packing instances."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values()) \
+        and any("items" in v for v in value.values())
+
+
+def checked_instance(name: str, raw: Any) -> Instance:
+    """Return a FunSearch instance {capacity, num_items, items}; num_items defaults to the item count.
+
+    Raises ValueError naming the instance when it cannot be packed as given.
+    """
+    if not isinstance(raw, dict) or "capacity" not in raw or "items" not in raw:
+        raise ValueError(f"instance {name!r} needs 'capacity' and 'items'")
+    capacity, items = raw["capacity"], raw["items"]
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, float)) or not capacity > 0:
+        raise ValueError(f"instance {name!r}: capacity {capacity!r} is not a positive number")
+    if not isinstance(items, list) or not all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in items):
+        raise ValueError(f"instance {name!r}: items must be a list of numbers")
+    too_big = [i for i in items if not 0 < i <= capacity]
+    if too_big:
+        raise ValueError(f"instance {name!r}: item {too_big[0]!r} does not fit a bin of capacity {capacity}")
+    num_items = raw.get("num_items", len(items))
+    if num_items != len(items):
+        raise ValueError(f"instance {name!r}: num_items is {num_items!r} but it has {len(items)} items")
+    return {**raw, "capacity": capacity, "num_items": len(items), "items": items}
 
 
 def or_test() -> dict[str, Dataset]:
@@ -47,12 +96,7 @@ def or_test() -> dict[str, Dataset]:
 def weibull_test() -> dict[str, Dataset]:
     """FunSearch's Weibull 5k test set, as one dataset of five instances."""
     raw = json.loads(_data_file("weibull_5k.json"))
-    return {
-        "Weibull 5k": {
-            name: {"capacity": inst["capacity"], "num_items": len(inst["items"]), "items": inst["items"]}
-            for name, inst in raw.items()
-        }
-    }
+    return {"Weibull 5k": {name: checked_instance(name, inst) for name, inst in raw.items()}}
 
 
 def uniform_train(datasets: int = 4, instances: int = 5, items: int = 120) -> dict[str, Dataset]:

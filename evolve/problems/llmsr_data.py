@@ -82,18 +82,24 @@ def find_split_files(directory: Path) -> dict[str, Path]:
     return found
 
 
-def inputs_from_csv(path: Path) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+def inputs_from_csv(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """Read LLM-SR data for a spec in LLM-SR's own format: {split: {"data": {"inputs", "outputs"}}}.
 
     `path` is one CSV file (taken as train) or a directory of `<split>.csv[.gz]`
-    files, such as LLM-SR's `data/oscillator1/`.
+    files, such as LLM-SR's `data/oscillator1/`. The splits are the files
+    there; when there is no `test.csv`, `test` is the held-out splits together
+    (`test_id` and `test_ood`, one input each), as for the built-in problems.
     """
     path = Path(path)
     files = find_split_files(path) if path.is_dir() else {"train": path}
     if "train" not in files:
-        raise ValueError(f"{path}: no train.csv or train.csv.gz")
-    out = {}
+        found = ", ".join(p.name for p in files.values()) or "no <split>.csv[.gz] file"
+        raise ValueError(f"{path}: no train.csv or train.csv.gz (found: {found})")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for split, file in files.items():
         _, x, y = read_table(file)
         out[split] = {"data": {"inputs": x, "outputs": y}}
+    held_out = [s for s in out if s != "train"]
+    if "test" not in out and held_out:
+        out["test"] = {s: out[s]["data"] for s in held_out}
     return out
