@@ -43,7 +43,7 @@ def read_inputs_file(path: Path) -> Splits:
         from evolve.problems.llmsr_data import inputs_from_csv
 
         try:
-            return inputs_from_csv(path)
+            return dict(inputs_from_csv(path))
         except (OSError, ValueError, EOFError) as exc:
             raise InputsFileError(path, None, f"cannot read LLM-SR data: {exc}", "pass a CSV with a header row, the target last") from exc
     try:

@@ -91,7 +91,7 @@ def notebook_spec(path: Path, is_marked: Callable[[ast.Module, list[str]], bool]
     parts += [(c, c.source, True) for c in spec_cells]
     resolved = set().union(*(_bound(c.tree) for c, _, whole in parts if whole),
                            *(_bound(ast.parse(text)) for _, text, whole in parts if not whole))
-    missing = {}
+    missing: dict[str, int] = {}
     for cell in later:
         for name in sorted((_bound(cell.tree) & free) - resolved):
             missing.setdefault(name, cell.number)

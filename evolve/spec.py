@@ -261,7 +261,7 @@ _NO_INPUTS_FIX = (
 def load_spec(target: str | Path, inputs_file: Path | None = None) -> Spec:
     """Load a built-in problem by name, or a spec file (.py, or a notebook .ipynb) by path."""
     builtin = isinstance(target, str) and target in BUILTINS
-    path = builtin_path(target) if builtin else Path(target)
+    path = builtin_path(str(target)) if builtin else Path(target)
     if not path.is_file():
         known = ", ".join(BUILTINS)
         raise SpecError(path, None, "no such spec file or built-in problem", f"pass a .py file or one of: {known}")

@@ -39,7 +39,7 @@ def data_dir(problem: str) -> Path:
 def read_table(path: Path) -> Table:
     """Read an LLM-SR CSV (optionally gzipped): a header row, the target in the last column."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:  # type: ignore[operator]
+    with opener(path, "rt") as fh:
         header = tuple(fh.readline().strip().split(","))
         values = np.loadtxt(fh, delimiter=",", dtype=np.float64, ndmin=2)
     if values.shape[1] != len(header) or len(header) < 2:
@@ -74,7 +74,7 @@ def nmse(inputs: Mapping[str, Mapping[str, Any]], scores: Mapping[str, float]) -
 
 def find_split_files(directory: Path) -> dict[str, Path]:
     """Return {split: file} for the `<split>.csv[.gz]` files in a directory."""
-    found = {}
+    found: dict[str, Path] = {}
     for path in sorted(Path(directory).iterdir()):
         for suffix in (".csv.gz", ".csv"):
             if path.name.endswith(suffix):
