@@ -54,7 +54,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(LM_STAMP)
+test: $(LM_STAMP) lint
 	EVOLOOP_TEST_MODEL_CACHE=$(TEST_MODELS) $(BIN)/python -m pytest -q -m "not slow"
 
 # What needs minutes of CPU with the real model: its transformers checkpoint (made once per machine), a LoRA
