@@ -41,6 +41,7 @@ inputs = _marker("inputs")  # loader: split name -> {input name: value}
 baseline = _marker("baseline")  # an alternative to the evolved function, for `evolve baseline`
 metrics = _marker("metrics")  # trusted: (split, inputs, scores) -> extra figures to report
 check = _marker("check")  # trusted: (input, raw output) -> the score to believe
+score = _marker("score")  # trusted: (input, raw output) -> the score (the entry's claim is a placeholder)
 
 # The library API (evolve.runs), imported on first use: a spec's `import evolve` stays light in the sandbox.
 _API = {"start": "evolve.runs", "resume": "evolve.runs", "load": "evolve.runs", "Run": "evolve.runs",

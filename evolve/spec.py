@@ -11,6 +11,7 @@ load unchanged, also when the decorators are commented out::
     @evolve.baseline   # optional alternatives to the evolved function
     @evolve.metrics    # optional, trusted: (split, inputs, scores) -> figures to report
     @evolve.check      # optional, trusted: (input, raw output) -> the score to believe
+    @evolve.score      # optional, trusted: like check, for a score only trusted code computes (claim ignored)
 
 Inputs come from a module-level `INPUTS` mapping (either `{split: {name:
 value}}` or a flat `{name: value}` taken as the `train` split), an
@@ -53,7 +54,7 @@ from sandbox import Evaluation, FailureKind
 
 log = logging.getLogger(__name__)
 
-ROLES = ("run", "evolve", "inputs", "baseline", "metrics", "check")
+ROLES = ("run", "evolve", "inputs", "baseline", "metrics", "check", "score")
 # Modules whose decorators mark roles and whose imports the loader removes.
 MARKER_MODULES = frozenset({"evolve", "funsearch", "evaluate", "equation"})
 _COMMENTED_DECORATOR = re.compile(r"^\s*#\s*@\s*(\w+)\.(\w+)\s*(\(\s*\))?\s*$")
@@ -177,8 +178,14 @@ class Spec:
             return {}
 
     def verify(self, split: str, evaluation: Evaluation) -> Evaluation:
-        """Re-score a successful evaluation with the spec's `@evolve.check`, if it has one."""
-        check = self._role_function("check")
+        """Re-score a successful evaluation with the spec's `@evolve.check` (or `@evolve.score`), if it has one.
+
+        A `score` function is the scorer itself: the entry's claim is a
+        placeholder, so that costly work (an elimination, a simulation) runs
+        once, in trusted code, and never in the sandbox.
+        """
+        scorer = self._role_function("score")
+        check = scorer or self._role_function("check")
         if check is None or not evaluation.ok:
             return evaluation
         inputs, scores = self.inputs(split), {}
@@ -192,7 +199,7 @@ class Spec:
                 return _failed(evaluation, FailureKind.INVALID_OUTPUT, f"check rejected the output on {name!r}: {exc}")
             if not math.isfinite(score):
                 return _failed(evaluation, FailureKind.INVALID_OUTPUT, f"check gave a non-finite score on {name!r}")
-            if not math.isclose(score, claimed, rel_tol=1e-9, abs_tol=1e-9):
+            if scorer is None and not math.isclose(score, claimed, rel_tol=1e-9, abs_tol=1e-9):
                 return _failed(evaluation, FailureKind.FORBIDDEN,
                                f"claimed score {claimed:.6g} on {name!r} but its output scores {score:.6g}")
             scores[name] = score
@@ -333,7 +340,7 @@ def _parse_spec(source: str, path: Path, name: str | None, builtin: bool,
         builtin=builtin,
         notes=notes,
         _module=module,
-        _roles={m.role: m.name for m in marked if m.role in ("inputs", "metrics", "check")},
+        _roles={m.role: m.name for m in marked if m.role in ("inputs", "metrics", "check", "score")},
         _extra_inputs=extra_inputs,
     )
     if not spec.has_split("train"):
