@@ -17,7 +17,7 @@ SQLite's integrity check is "ok", the run finished its budget and no process
 of the trial is left.
 
 Prints a table, writes bench/results/DATE-HOST-kill.json and replaces the
-kill sections of bench/RESULTS.md and the README (`--report FILE` only
+kill table of bench/RESULTS.md and its one-line summary in the README (`--report FILE` only
 regenerates them from a results file).
 """
 
@@ -164,12 +164,23 @@ def main() -> None:
 
 
 def publish(result: dict[str, Any]) -> None:
-    """Print the table and replace the kill sections of bench/RESULTS.md and the README (`--report FILE` only
+    """Print the table and replace the kill table of bench/RESULTS.md and its one-line summary in the README (`--report FILE` only
 regenerates them from a results file)."""
     table = report(result)
     print(table)
     replace_results_section("kill", table)
-    replace_results_section("kill", table, page=ROOT / "README.md")
+    replace_results_section("kill-summary", summary(result), page=ROOT / "README.md")
+
+
+def summary(result: dict[str, Any]) -> str:
+    """The README's one sentence, from the same results: the table itself lives in bench/RESULTS.md."""
+    rows = result["trials"]
+    early = sum(r["samples_at_kill"] is None or r["programs_at_kill"] == 0 for r in rows)
+    return (f"{sum(r['ok'] for r in rows)} of {len(rows)} runs of `{result['problem']}` killed with `kill -9` at random "
+            f"moments ({early} before their first program, {sum(r['killed_twice'] for r in rows)} killed twice) "
+            f"continued in place: {sum(r['programs_at_kill'] for r in rows):,} programs committed at the kills, "
+            f"{sum(r['lost'] for r in rows)} lost ({result['host']}, {result['date']}; "
+            "[table](bench/RESULTS.md#kill--9-at-random-moments)).")
 
 
 def report(result: dict[str, Any]) -> str:

@@ -192,7 +192,8 @@ def test_language_model_proposers_join_only_where_they_can_run() -> None:
 
 
 def test_every_benchmark_writes_its_block_into_the_results_page() -> None:
-    """Each script's block sits in bench/RESULTS.md (the README only links it), bench_ibp.py's included."""
+    """Each script's block sits in bench/RESULTS.md, bench_ibp.py's included; the README holds only the short
+    summaries (`*-summary` blocks) that a script generates next to its table, and links the rest."""
     import common
 
     assert common.RESULTS_PAGE == BENCH / "RESULTS.md"
@@ -203,6 +204,12 @@ def test_every_benchmark_writes_its_block_into_the_results_page() -> None:
     assert {"results", "bench", "bench-ibp", "bench-tui", "soak"} <= markers
     page = common.RESULTS_PAGE.read_text()
     readme = (BENCH.parent / "README.md").read_text()
-    for marker in sorted(markers):
+    summaries = {m for m in markers if m.endswith("-summary")}
+    assert {"kill-summary", "real-lm-summary"} <= summaries
+    for marker in sorted(markers - summaries):
         assert f"<!-- {marker}:start -->" in page and f"<!-- {marker}:end -->" in page, marker
         assert f"<!-- {marker}:start -->" not in readme, f"README.md still holds the {marker} block"
+    for marker in sorted(summaries):  # each summary has its table on the results page, and is filled in
+        assert marker.removesuffix("-summary") in markers and f"<!-- {marker}:start -->" not in page, marker
+        assert re.search(rf"<!-- {marker}:start -->\n\S.*?\n<!-- {marker}:end -->", readme, re.S), marker
+    assert set(re.findall(r"<!-- ([\w-]+):start -->", readme)) == summaries  # no block no script writes

@@ -83,10 +83,12 @@ PRAMS_INIT = [torch.nn.Parameter(torch.tensor(1.0)) for _ in range(MAX_NPARAMS)]
 def evaluate(data: dict) -> float:
     inputs, outputs = data['inputs'], data['outputs']
     x = inputs[:, 0]
-    # The equation is linear in its parameters: fit them by least squares through autograd's Jacobian.
+    # The equation is linear in its parameters: fit them by least squares through autograd's Jacobian. The
+    # design is rank-deficient when the equation uses fewer than MAX_NPARAMS parameters: lstsq's CPU default
+    # (gelsy) then returns a different fit from run to run (torch 2.13), the SVD driver does not.
     params = torch.zeros(MAX_NPARAMS, dtype=torch.float64)
     design = torch.autograd.functional.jacobian(lambda p: equation(x.double(), p), params)
-    fitted = torch.linalg.lstsq(design, outputs.double().unsqueeze(1)).solution.squeeze(1)
+    fitted = torch.linalg.lstsq(design, outputs.double().unsqueeze(1), driver="gelsd").solution.squeeze(1)
     loss = torch.mean((equation(x.double(), fitted) - outputs.double()) ** 2)
     return -loss.item()
 
