@@ -9,12 +9,13 @@ import itertools
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from evolve.problems.ibp import engine, seeding
-from evolve.problems.ibp.families import BOX, BUBBLE, KITE
+from evolve.problems.ibp.families import BOX, BUBBLE, KITE, TRIANGLEBOX
 from evolve.problems.ibp.family import derive_templates, numeric_templates, symmetry_permutation
-from evolve.problems.ibp.problems import check_seeds, problem_input
+from evolve.problems.ibp.problems import problem_input, score_order
 
 
 def test_the_massless_box_has_three_masters_and_four_zero_bubbles() -> None:
@@ -114,7 +115,8 @@ def test_standard_seeding_reduces_and_fails_without_the_seeds_it_needs(name: str
     needed = [s for s in standard if engine.sector(s) == top]
     rest = [s for s in standard if s not in needed]
     assert needed and engine.count_unreduced(problem, rest)[1] > 0
-    assert check_seeds(problem, [list(s) for s in rest]) < -problem["pool_equations"]  # the penalty
+    index = {tuple(c): i for i, c in enumerate(problem["candidates"])}
+    assert seeding.pool_system(problem).prefix([index[s] for s in rest], targets).unreduced > 0  # the kernel agrees
     # In Laporta's order the standard seeds reduce the targets before the last one: drop one
     # seed of that prefix and the check fails.
     _, left, count = engine.seed_until_reduced(problem, standard)
@@ -136,9 +138,66 @@ def test_the_reduction_is_what_was_claimed() -> None:
         assert expr and set(expr) <= masters
 
 
-def test_the_check_rejects_seeds_outside_the_pool() -> None:
+def test_the_scorer_rejects_what_is_not_an_order_of_the_pool() -> None:
     problem = problem_input("box")
-    with pytest.raises(ValueError, match="not one of the candidate seeds"):
-        check_seeds(problem, [[9, 9, 9, 9]])
-    with pytest.raises(ValueError, match="not one of the candidate seeds"):
-        check_seeds(problem, [[1.0, 1, 1, 1]])
+    n = len(problem["candidates"])
+    for output in ([[9, 9, 9, 9]], [*range(n - 1), 0], [*range(n - 1), n], [True, *range(1, n)]):
+        with pytest.raises(ValueError):
+            score_order(problem, output)
+
+
+def _orders(problem: dict) -> dict[str, list[int]]:
+    """Seed orders of the pool: Laporta's, the standard seeds first, nearest first, two random ones."""
+    pool = [tuple(c) for c in problem["candidates"]]
+    rt, st = problem["r_target"], problem["s_target"]
+    rng = np.random.default_rng(0)
+    return {
+        "laporta": list(range(len(pool))),
+        "standard first": sorted(range(len(pool)), key=lambda i: -float(engine.weight(pool[i])[2] <= rt
+                                                                        and engine.weight(pool[i])[3] <= st)),
+        "nearest": sorted(range(len(pool)), key=lambda i: problem["features"][i][-1]),
+        "random 0": [int(i) for i in rng.permutation(len(pool))],
+        "random 1": [int(i) for i in rng.permutation(len(pool))],
+    }
+
+
+@pytest.mark.parametrize("name", ["box", "kite"])
+def test_the_compiled_kernel_counts_what_the_pure_python_engine_counts(name: str) -> None:
+    """Box and kite: for every order the kernel's prefix is the pure engine's, equation for equation."""
+    problem = problem_input(name)
+    system = seeding.pool_system(problem)
+    for label, order in _orders(problem).items():
+        seeds_in_order = [tuple(problem["candidates"][i]) for i in order]
+        used, unreduced, count = engine.seed_until_reduced(problem, seeds_in_order)
+        found = system.prefix(order, problem["targets"])
+        assert (found.equations, found.unreduced, found.seeds) == (used, unreduced, count), label
+        assert score_order(problem, order) == engine.score(problem, used, unreduced), label
+        # Cut short of what it needs, the same order does not reduce the targets.
+        if count > 1:
+            short = system.prefix(order, problem["targets"], cap=used - 1 - len(engine.equations(
+                dict(problem, _zero=set(problem["zero_sectors"])), seeds_in_order[count - 1])))
+            assert short.unreduced > 0, label
+
+
+# The 16 masters of the triangle-box as listed in davidshih17/RL_IBPreduction_claude,
+# topology_input/trianglebox/masters (the paper's eq. 2.5), D7 (the numerator) last.
+TRIANGLEBOX_MASTERS = {
+    (0, 1, 1, 1, 0, 0, 0), (1, 0, 1, 0, 1, 0, 0), (1, 1, 0, 1, 1, 0, 0), (0, 0, 1, 1, 1, 0, 0),
+    (1, 0, 1, 1, 1, 0, 0), (1, -1, 1, 1, 1, 0, 0), (0, 1, 1, 1, 1, 0, 0), (-1, 1, 1, 1, 1, 0, 0),
+    (1, 1, 1, 1, 1, 0, 0), (1, 0, 1, 0, 0, 1, 0), (1, 1, 0, 1, 0, 1, 0), (1, 0, 1, 0, 1, 1, 0),
+    (1, -1, 1, 0, 1, 1, 0), (1, 0, 0, 1, 1, 1, 0), (1, 1, 0, 1, 1, 1, 0), (1, 0, 1, 1, 1, 1, 0),
+}
+
+
+def test_the_triangle_box_has_the_papers_sixteen_masters_and_its_target_reduces() -> None:
+    assert TRIANGLEBOX.irreducible == (6,) and TRIANGLEBOX.lines_mask == 0b0111111
+    zero = seeding.zero_sectors(TRIANGLEBOX)
+    assert all(m < 64 for m in zero) and len(zero - {0}) == 40  # 40 of the 63 subsectors vanish
+    assert set(seeding.masters(TRIANGLEBOX)) == TRIANGLEBOX_MASTERS == set(seeding.masters(TRIANGLEBOX, top=0b111111))
+    problem = problem_input("trianglebox")
+    assert {tuple(m) for m in problem["masters"]} == TRIANGLEBOX_MASTERS
+    assert (problem["t_target"], problem["r_target"], problem["s_target"]) == (6, 6, 3)
+    assert (problem["standard_seeds"], problem["standard_equations"]) == (6764, 54112)
+    assert len(problem["candidates"]) == 26425 and problem["pool_equations"] == 211400
+    with pytest.raises(ValueError, match="irreducible numerator"):
+        seeding.build_input(TRIANGLEBOX, [(1, 1, 1, 1, 1, 1, 1)])

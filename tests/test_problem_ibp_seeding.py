@@ -18,7 +18,7 @@ from sandbox import Evaluation, FailureKind, SandboxPool
 from conftest import evolve, evolve_json
 
 # Top sector first, fewest dots and numerators first inside it: a rule a physicist might write.
-TOP_DOWN = '''def priority(indices, t, r, s, distance, r_target, s_target):
+TOP_DOWN = '''def priority(indices, t, r, s, dots, distance, t_target, r_target, s_target):
     return 10.0 * t - r - 2.0 * s
 '''
 
@@ -58,22 +58,24 @@ def test_sandboxed_scores_agree_with_the_engine_run_here(pool: SandboxPool) -> N
     assert expected["top_down"] < expected["seed"]
 
 
-def test_the_check_recomputes_the_claim() -> None:
+def test_the_trusted_scorer_ignores_the_claim_and_refuses_what_is_not_an_order() -> None:
     spec = load_spec("ibp_seeding")
     problem = problem_input("box")
-    few = problem["candidates"][:10]
-    lie = spec.verify("train", Evaluation(scores={"box": -40.0}, outputs={"box": few}))
-    assert lie.failure is FailureKind.FORBIDDEN and "claimed score" in lie.error
-    forged = spec.verify("train", Evaluation(scores={"box": -4.0}, outputs={"box": [[7, 7, 7, 7]]}))
-    assert forged.failure is FailureKind.INVALID_OUTPUT and "candidate seeds" in forged.error
-    used, _, count = engine.seed_until_reduced(problem, problem["candidates"])
-    honest = spec.verify("train", Evaluation(scores={"box": -float(used)}, outputs={"box": problem["candidates"][:count]}))
-    assert honest.ok and honest.scores == {"box": -float(used)}
+    n = len(problem["candidates"])
+    used, _, _ = engine.seed_until_reduced(problem, problem["candidates"])
+    honest = spec.verify("train", Evaluation(scores={"box": 0.0}, outputs={"box": list(range(n))}))
+    assert honest.ok and honest.scores == {"box": -float(used)}  # the placeholder claim is not believed
+    claimed = spec.verify("train", Evaluation(scores={"box": -1.0}, outputs={"box": list(range(n))}))
+    assert claimed.scores == {"box": -float(used)}
+    for output, message in (([0, 1, 2], "order of the"), ([0] * n, "twice"), ([*range(n - 1), n], "positions"),
+                            ([float(i) for i in range(n)], "positions"), ("abc", "order of the")):
+        bad = spec.verify("train", Evaluation(scores={"box": 0.0}, outputs={"box": output}))
+        assert bad.failure is FailureKind.INVALID_OUTPUT and message in bad.error, (output, bad.error)
 
 
 def test_a_priority_that_is_not_a_number_is_invalid_output(pool: SandboxPool) -> None:
     spec = load_spec("ibp_seeding")
-    bad = "def priority(indices, t, r, s, distance, r_target, s_target):\n    return indices\n"
+    bad = "def priority(indices, t, r, s, dots, distance, t_target, r_target, s_target):\n    return indices\n"
     [result] = evaluate_functions(spec, {"bad": bad}, "train", pool)
     assert result.evaluation.failure is FailureKind.INVALID_OUTPUT
 
@@ -118,7 +120,7 @@ def test_a_copied_spec_takes_a_new_family(tmp_path: Path, pool: SandboxPool) -> 
     """The README's recipe: copy the spec, build the inputs from your own Family."""
     source = Path(load_spec("ibp_seeding").path).read_text()
     start = source.index("@evolve.inputs")
-    end = source.index("@evolve.check")
+    end = source.index("@evolve.score")
     spec_file = tmp_path / "triangle_seeding.py"
     spec_file.write_text(source[:start] + TRIANGLE_LOADER + "\n\n" + source[end:])
     spec = load_spec(spec_file)
@@ -128,3 +130,29 @@ def test_a_copied_spec_takes_a_new_family(tmp_path: Path, pool: SandboxPool) -> 
     for result in results.values():
         assert result.evaluation.ok, result.evaluation.error
         assert -result.evaluation.scores["triangle"] <= problem["pool_equations"]  # the targets reduced
+
+
+def test_the_triangle_box_baselines_through_the_sandbox(pool: SandboxPool) -> None:
+    """The paper's problem: the standard seeding at its cap, the 92-seed rule short of the target, and a
+    certified list of fewer than 88 seeds that reduces it at both points of the kinematics."""
+    from evolve.problems.ibp import seeding
+    from evolve.problems.ibp.problems import rule_seeds, smallest_certified
+
+    spec = load_spec("ibp_trianglebox")
+    problem = problem_input("trianglebox")
+    cap = problem["cap_equations"]
+    assert cap == problem["standard_equations"] == 54112
+    results = {r.name: r.evaluation for r in evaluate_functions(spec, spec.baseline_functions(), "train", pool)}
+    assert all(ev.ok for ev in results.values()), {k: v.error for k, v in results.items()}
+    assert results["laporta"].scores == {"trianglebox": -float(cap)}  # it needs the whole standard seeding
+    system = seeding.pool_system(problem)
+    assert len(rule_seeds(problem)) == 92 and system.prefix(rule_seeds(problem), problem["targets"]).unreduced == 1
+    # The rule first, then the rest in Laporta's order: the cap comes before the target reduces.
+    assert results["usovitsch"].scores == {"trianglebox": -2.0 * cap}
+    assert -cap < results["nearest"].scores["trianglebox"] < 0
+    small = smallest_certified(problem)
+    assert len(small) < 88 and system.prefix(small, problem["targets"]).unreduced == 0
+    other = problem_input("trianglebox_point2")
+    assert seeding.pool_system(other).prefix(small, other["targets"]).unreduced == 0  # not an accident of the point
+    for i in small[:5]:  # and each seed is needed
+        assert system.prefix([j for j in small if j != i], problem["targets"]).unreduced == 1

@@ -20,6 +20,7 @@ BUILTINS: dict[str, str] = {
     "stressstrain": "Equation of aluminium stress, stress(strain, temp) (LLM-SR)",
     "pendulum": "Equation of a damped driven pendulum, scored by integrating trajectories",
     "ibp_seeding": "Which Laporta seeds reduce Feynman integrals with the fewest IBP equations (arXiv:2502.05121)",
+    "ibp_trianglebox": "IBP seeding on the paper's two-loop triangle-box, target I(1,1,1,1,1,1,-3) (arXiv:2502.05121)",
 }
 
 

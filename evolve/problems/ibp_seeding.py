@@ -10,15 +10,16 @@ system is needlessly large.
 
 The evolved `priority` scores each candidate seed from its indices and
 features: t (lines: positive indices), r (sum of positive indices), s (sum
-of |negative indices|), distance (L1 distance to the nearest target), and
-the targets' largest r and s. The skeleton adds the seeds' equations in
-order of decreasing priority (ties: simplest seed first, in Laporta's
-ordering) until every target reduces to master integrals (checked by
-sparse elimination over a prime field, with d and the kinematic invariants
-set to random field elements). Score: minus the number of equations used;
-if the targets never reduce, minus the whole pool's equations times (1 +
-the number of unreduced targets). A trusted check re-runs the reduction on
-the seeds the candidate used.
+of |negative indices|), dots (r - t), distance (L1 distance to the nearest
+target), and the targets' largest t, r and s. The skeleton sorts the
+candidate seeds by decreasing priority (ties: simplest seed first, in
+Laporta's ordering) and returns that order; nothing else runs in the
+sandbox. The trusted scorer then adds the seeds' equations in that order
+until every target reduces to master integrals (a compiled sparse
+elimination over a prime field, with d and the kinematic invariants set to
+random field elements; `evolve/problems/ibp/kernel.py`). Score: minus the
+number of equations used; if the targets do not reduce within the input's
+cap, minus the cap times (1 + the number of unreduced targets).
 
 Train: the massless one-loop box, targets with r = 6 (and a triangle with a
 numerator). Test: the box with r = 7, and the two-loop massless propagator
@@ -30,8 +31,8 @@ import numpy as np
 import evolve
 
 GP_PRIMITIVES = {
-    "args": {"indices": "array", "t": "scalar", "r": "scalar", "s": "scalar", "distance": "scalar",
-             "r_target": "scalar", "s_target": "scalar"},
+    "args": {"indices": "array", "t": "scalar", "r": "scalar", "s": "scalar", "dots": "scalar", "distance": "scalar",
+             "t_target": "scalar", "r_target": "scalar", "s_target": "scalar"},
     "returns": "scalar",
     "operators": ["add", "sub", "mul", "div", "neg", "square", "abs", "minimum", "maximum", "min", "max", "sum"],
     "constants": [-2.0, 2.0],
@@ -39,7 +40,8 @@ GP_PRIMITIVES = {
 
 
 @evolve.evolve
-def priority(indices: np.ndarray, t: int, r: int, s: int, distance: int, r_target: int, s_target: int) -> float:
+def priority(indices: np.ndarray, t: int, r: int, s: int, dots: int, distance: int, t_target: int, r_target: int,
+             s_target: int) -> float:
     """Return how early the seed with these indices should be used (higher first)."""
     return 0.0
 
@@ -48,36 +50,30 @@ class InvalidOutput(Exception):
     """The priority function returned something other than one finite number."""
 
 
-def seed_order(problem: dict) -> list:
-    """Return the candidate seeds sorted by decreasing priority (stable: the pool is Laporta-ordered)."""
+@evolve.run
+def seed_order(problem: dict) -> dict:
+    """Return the candidate seeds' positions sorted by decreasing priority (stable: the pool is Laporta-ordered)."""
+    targets = problem["t_target"], problem["r_target"], problem["s_target"]
     values = []
-    for seed, (t, r, s, distance) in zip(problem["candidates"], problem["features"]):
-        value = priority(np.array(seed), t, r, s, distance, problem["r_target"], problem["s_target"])
+    for seed, (t, r, s, dots, distance) in zip(problem["candidates"], problem["features"]):
+        value = priority(np.array(seed), t, r, s, dots, distance, *targets)
         if np.ndim(value) != 0 or not np.isfinite(value):
             raise InvalidOutput(f"priority must return one finite number, got {value!r:.60}")
         values.append(float(value))
-    order = sorted(range(len(values)), key=lambda i: -values[i])
-    return [problem["candidates"][i] for i in order]
-
-
-@evolve.run
-def reduce_targets(problem: dict) -> dict:
-    """Return minus the equations the priority order needs to reduce the targets, with the seeds used."""
-    engine = {"__name__": "ibp_engine"}
-    exec(compile(problem["engine"], "ibp_engine", "exec"), engine)  # the stdlib-only IBP engine
-    ordered = seed_order(problem)
-    used, unreduced, count = engine["seed_until_reduced"](problem, ordered)
-    return {"score": engine["score"](problem, used, unreduced), "output": ordered[:count]}
+    # The score is a placeholder: the trusted scorer below runs the elimination on this order.
+    return {"score": 0.0, "output": sorted(range(len(values)), key=lambda i: -values[i])}
 
 
 @evolve.baseline
-def laporta(indices: np.ndarray, t: int, r: int, s: int, distance: int, r_target: int, s_target: int) -> float:
+def laporta(indices: np.ndarray, t: int, r: int, s: int, dots: int, distance: int, t_target: int, r_target: int,
+            s_target: int) -> float:
     """Laporta's standard seeding: every seed up to the targets' r and s first."""
     return float(r <= r_target and s <= s_target)
 
 
 @evolve.baseline
-def nearest(indices: np.ndarray, t: int, r: int, s: int, distance: int, r_target: int, s_target: int) -> float:
+def nearest(indices: np.ndarray, t: int, r: int, s: int, dots: int, distance: int, t_target: int, r_target: int,
+            s_target: int) -> float:
     """Seeds closest to a target first."""
     return -float(distance)
 
@@ -90,17 +86,17 @@ def load_inputs(split: str) -> dict:
     return {name: problem_input(name) for name in SPLITS[split]}
 
 
-@evolve.check
-def verify(problem: dict, output: list) -> float:
-    """Believe the score only if the seeds used really reduce the targets, with that many equations."""
-    from evolve.problems.ibp.problems import check_seeds
+@evolve.score
+def equations_needed(problem: dict, output: list) -> float:
+    """Eliminate the seeds in the candidate's order until the targets reduce; minus the equations used."""
+    from evolve.problems.ibp.problems import score_order
 
-    return float(check_seeds(problem, output))
+    return score_order(problem, output)
 
 
 @evolve.metrics
 def equations(split: str, inputs: dict, scores: dict) -> dict:
     """Report the equations used per input next to Laporta's full standard seeding."""
-    used = {name: -score if -score <= inputs[name]["pool_equations"] else "not reduced" for name, score in scores.items()}
-    standard = {name: inputs[name]["standard_equations"] for name in scores}
-    return {"equations": used, "standard_seeding": standard}
+    from evolve.problems.ibp.problems import equations_report
+
+    return equations_report(inputs, scores)

@@ -1,4 +1,4 @@
-"""The built-in integral families: one-loop bubble and box, the two-loop massless propagator (kite).
+"""The built-in integral families: one-loop bubble and box, two-loop kite and triangle-box.
 
 Conventions: Euclidean-style squares D = q^2 - m^2 with every external
 scalar product given by the kinematics; IBP relations are algebraic, so the
@@ -56,4 +56,22 @@ KITE = Family(
     masters_known=2,
 )
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (BUBBLE, BOX, KITE)}
+# Two-loop triangle-box with three off-shell legs, the benchmark of von Hippel & Wilhelm
+# (arXiv:2502.05121, eq. 2.2), as transcribed in the public repository davidshih17/RL_IBPreduction_claude
+# (branch phase2, topology_input/trianglebox/): massless lines, p3 = p1 + p2, p_i^2 = m_i, and
+# D7 = (k1 + p3)^2 an irreducible numerator. 16 masters (that repository's topology_input/trianglebox/masters,
+# the paper's eq. 2.5), found here without symmetries or Lorentz-invariance identities.
+TRIANGLEBOX = Family(
+    name="trianglebox",
+    loops=("k1", "k2"),
+    externals=("p1", "p2"),
+    propagators=("k1", "k2", "k1 + k2", "k1 + p1", "k2 + p1 + p2", "k2 - p1", "k1 + p1 + p2"),
+    kinematics={("p1", "p1"): "m1", ("p2", "p2"): "m2", ("p1", "p2"): "(m3 - m1 - m2)/2"},
+    invariants=("m1", "m2", "m3"),
+    irreducible=(6,),
+    note=("two-loop triangle-box, three off-shell legs (arXiv:2502.05121 eq. 2.2); 16 masters "
+          "(eq. 2.5, as listed in davidshih17/RL_IBPreduction_claude, topology_input/trianglebox/masters)"),
+    masters_known=16,
+)
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (BUBBLE, BOX, KITE, TRIANGLEBOX)}

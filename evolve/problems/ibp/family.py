@@ -57,10 +57,22 @@ class Family:
     symmetries: tuple[Mapping[str, str], ...] = ()
     note: str = ""  # where the family and its master count come from
     masters_known: int | None = None  # master integrals up to the declared symmetries (literature)
+    # 0-based indices of the irreducible numerators (ISPs): D's that never appear as propagators,
+    # so sectors, zero sectors and masters range over the other D's only
+    irreducible: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(not 0 <= i < len(self.propagators) for i in self.irreducible):
+            raise ValueError(f"{self.name}: irreducible numerators {self.irreducible} are not D indices")
 
     @property
     def n(self) -> int:
         return len(self.propagators)
+
+    @property
+    def lines_mask(self) -> int:
+        """Return the bitmask of the D's that can be propagators (all but the irreducible numerators)."""
+        return sum(1 << i for i in range(self.n) if i not in self.irreducible)
 
     def mass(self, i: int) -> str:
         return self.masses[i] if self.masses else "0"

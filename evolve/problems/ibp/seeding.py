@@ -12,13 +12,14 @@ engine's own source.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import random
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from evolve.problems.ibp import engine
 from evolve.problems.ibp.family import Family, numeric_templates, symmetry_permutation
+from evolve.problems.ibp.system import PoolSystem
 
 PRIME = 2_147_483_647  # 2^31 - 1: products of two residues stay cheap Python ints
 Integral = tuple[int, ...]
@@ -85,43 +86,41 @@ def random_point(fam: Family, seed: int) -> dict[str, int]:
     return {name: rng.randrange(2, PRIME - 1) for name in ("d", *fam.invariants)}
 
 
+def _leftovers(fam: Family, point_seed: int, zero: Iterable[int], sectors: Sequence[int], s_max: int, dots: int,
+               queries: Sequence[Integral]) -> list[list[Integral]]:
+    """Eliminate every seed of the sectors (r <= t + dots, s <= s_max); return what each query reduces to."""
+    templates = numeric_templates(fam, random_point(fam, point_seed), PRIME)
+    system = PoolSystem.build(templates, seeds(fam.n, sectors, None, s_max, dots=dots), zero, PRIME, extra=queries)
+    return system.leftovers(queries)
+
+
 @functools.cache
 def zero_sectors(fam: Family, point_seed: int = 1) -> frozenset[int]:
     """Return the sectors whose integrals all vanish (scaleless), found by the reduction itself.
 
-    One system holds every sector's seeds with r <= t + 1 and s <= 1 and no
-    sector dropped; a sector is zero when its corner integral (all lines to
-    the power one) reduces to nothing.
+    Sectors are bitmasks over the family's lines (irreducible numerators are
+    never lines). One system holds every sector's seeds with r <= t + 1 and
+    s <= 1 and no sector dropped; a sector is zero when its corner integral
+    (all lines to the power one) reduces to nothing.
     """
-    full = (1 << fam.n) - 1
-    problem = _problem(fam, random_point(fam, point_seed))
-    problem["_zero"] = {0}  # no propagator at all: scaleless, zero in dimensional regularization
-    system = engine.System(PRIME)
-    for seed in seeds(fam.n, range(1, full + 1), None, 1, dots=1):
-        for row in engine.equations(problem, seed):
-            system.add(row)
-    zero = {0}
-    for mask in range(1, full + 1):
-        corner = tuple(1 if mask >> i & 1 else 0 for i in range(fam.n))
-        if not system.express(corner):
-            zero.add(mask)
-    return frozenset(zero)
+    sectors = subsectors(fam.lines_mask)
+    corners = [tuple(1 if mask >> i & 1 else 0 for i in range(fam.n)) for mask in sectors]
+    # Sector 0 (no propagator at all) is scaleless: zero in dimensional regularization.
+    left = _leftovers(fam, point_seed, {0}, sectors, 1, 1, corners)
+    return frozenset({0} | {mask for mask, rest in zip(sectors, left) if not rest})
 
 
 @functools.cache
-def masters(fam: Family, point_seed: int = 1) -> tuple[Integral, ...]:
-    """Return the master integrals: what the integrals with r <= t + 1, s <= 1 reduce to in a larger system."""
-    full = (1 << fam.n) - 1
+def masters(fam: Family, point_seed: int = 1, top: int | None = None) -> tuple[Integral, ...]:
+    """Return the master integrals: what the integrals with r <= t + 1, s <= 1 reduce to in a larger system.
+
+    Only the non-zero subsectors of `top` (default: every line of the
+    family; never an irreducible numerator) are searched.
+    """
     zero = zero_sectors(fam, point_seed)
-    live = [m for m in range(1, full + 1) if m not in zero]
-    problem = dict(_problem(fam, random_point(fam, point_seed), zero), _zero=set(zero))
-    system = engine.System(PRIME)
-    for seed in seeds(fam.n, live, None, 2, dots=2):
-        for row in engine.equations(problem, seed):
-            system.add(row)
-    found: set[Integral] = set()
-    for integral in seeds(fam.n, live, None, 1, dots=1):
-        found |= set(system.express(integral))
+    live = [m for m in subsectors(fam.lines_mask if top is None else top) if m not in zero]
+    queries = seeds(fam.n, live, None, 1, dots=1)
+    found = {a for rest in _leftovers(fam, point_seed, zero, live, 2, 2, queries) for a in rest}
     return tuple(sorted(found, key=engine.weight))
 
 
@@ -159,41 +158,66 @@ def standard_seeds(fam: Family, targets: Sequence[Integral], zero: Iterable[int]
 
 
 def features(seed: Integral, targets: Sequence[Integral]) -> list[int]:
-    """Return [t, r, s, distance]: lines, positive and negative power sums, L1 distance to the nearest target."""
+    """Return [t, r, s, dots, distance]: lines, positive and negative power sums, r - t, L1 distance to the nearest target."""
     t, _, r, s, _ = engine.weight(seed)
     distance = min(sum(abs(a - b) for a, b in zip(seed, target)) for target in targets)
-    return [t, r, s, distance]
+    return [t, r, s, r - t, distance]
 
 
-def engine_source() -> str:
-    """Return the engine module's source, which the sandboxed entry runs."""
-    return Path(engine.__file__).read_text()
+BUDGET_FACTOR = 8  # a bounded input's work budget: this many times the standard seeding's elimination
 
 
 @functools.cache
-def _build(fam: Family, targets: tuple[Integral, ...], point_seed: int) -> dict:
+def _build(fam: Family, targets: tuple[Integral, ...], point_seed: int, bounded: bool) -> dict:
     zero = zero_sectors(fam)
-    problem = _problem(fam, random_point(fam, point_seed), zero, masters(fam), targets)
+    top = functools.reduce(int.__or__, (engine.sector(t) for t in targets))
+    found = masters(fam, top=top) if top != fam.lines_mask else masters(fam)
+    problem = _problem(fam, random_point(fam, point_seed), zero, found, targets)
     pool = standard_seeds(fam, targets, zero, extra=1)
     standard = standard_seeds(fam, targets, zero)
-    probe = dict(problem, _zero=set(zero))
-    problem.update(
-        family=fam.name,
-        candidates=[list(c) for c in pool],
-        features=[features(c, targets) for c in pool],
-        r_target=max(engine.weight(t)[2] for t in targets),
-        s_target=max(engine.weight(t)[3] for t in targets),
-        pool_equations=sum(len(engine.equations(probe, c)) for c in pool),
-        standard_seeds=len(standard),
-        standard_equations=engine.count_unreduced(problem, standard)[0],
-        engine=engine_source(),
-    )
+    problem.update(family=fam.name, candidates=[list(c) for c in pool],
+                   features=[features(c, targets) for c in pool],
+                   r_target=max(engine.weight(t)[2] for t in targets),
+                   s_target=max(engine.weight(t)[3] for t in targets),
+                   t_target=max(engine.weight(t)[0] for t in targets))
+    problem["key"] = hashlib.sha1(repr(sorted(problem.items())).encode()).hexdigest()
+    system = pool_system(problem)
+    per_seed = system.equations_per_seed
+    index = {tuple(c): i for i, c in enumerate(pool)}
+    standard_rows = [index[c] for c in standard]  # the pool is Laporta-ordered, and so is this
+    problem.update(pool_equations=int(per_seed.sum()), standard_seeds=len(standard),
+                   standard_equations=int(per_seed[standard_rows].sum()))
+    if bounded:  # a rule that needs more than the standard seeding, or far more work, is not better than it
+        work = system.prefix(standard_rows, targets).ops
+        problem.update(cap_equations=problem["standard_equations"], work_budget=BUDGET_FACTOR * work)
+    else:
+        problem.update(cap_equations=problem["pool_equations"], work_budget=None)
     return problem
 
 
-def build_input(fam: Family, targets: Sequence[Sequence[int]], point_seed: int = 7) -> dict:
-    """Return the problem input for a family and its target integrals (cached; a fresh copy each call)."""
+_SYSTEMS: dict[str, PoolSystem] = {}
+
+
+def pool_system(problem: dict) -> PoolSystem:
+    """Return the compiled equations of a problem's candidate pool (built once per problem and process)."""
+    key = problem["key"]
+    if key not in _SYSTEMS:
+        _SYSTEMS[key] = PoolSystem.build(problem["templates"], problem["candidates"], problem["zero_sectors"],
+                                         problem["prime"], masters=problem["masters"], extra=problem["targets"])
+    return _SYSTEMS[key]
+
+
+def build_input(fam: Family, targets: Sequence[Sequence[int]], point_seed: int = 7, bounded: bool = False) -> dict:
+    """Return the problem input for a family and its target integrals (cached; a fresh copy each call).
+
+    Masters are searched in the subsectors of the targets' sectors only.
+    With `bounded`, a seed order is cut at the standard seeding's equations
+    and at BUDGET_FACTOR times its elimination work; without it, the whole
+    candidate pool may go in.
+    """
     key = tuple(tuple(int(x) for x in t) for t in targets)
     if not key or any(len(t) != fam.n for t in key):
         raise ValueError(f"{fam.name}: targets must be index tuples of length {fam.n}")
-    return dict(_build(fam, key, point_seed))
+    if any(t[i] > 0 for t in key for i in fam.irreducible):
+        raise ValueError(f"{fam.name}: an irreducible numerator cannot be a propagator in a target")
+    return dict(_build(fam, key, point_seed, bounded))
