@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -120,13 +120,16 @@ class Evolution:
         self._done_lock = threading.Lock()
         self._session: tuple[float, float] | None = None  # (monotonic start, elapsed_s before) while running
         self.hooks: list[BatchHook] = []  # e.g. finetune.rounds.FinetuneRounds: called in every batch's transaction
+        # While running: the threads that re-score finished evaluations with the spec's trusted code, so that a
+        # costly scorer (the IBP elimination, compiled without the GIL) keeps every core busy, not only the loop's.
+        self._verifiers: ThreadPoolExecutor | None = None
 
     # -- starting ------------------------------------------------------------
 
     def seed(self) -> Evaluation:
         """Evaluate the spec's own function and register it in every island."""
         future = self.pool.submit(self.spec.program(self.spec.function), self.spec.entry, self.train, self.limits)
-        evaluation = self._evaluated(future, self.spec.function)
+        evaluation = self.spec.locate(self.spec.verify("train", future.result()), self.spec.function)
         if not evaluation.ok:
             raise seed_error(self.spec, evaluation)
         with self.archive.transaction():
@@ -154,11 +157,21 @@ class Evolution:
 
     def run(self, should_stop: Callable[[], bool] = lambda: False, on_progress: ProgressFn | None = None) -> str:
         """Evolve until the budget, the time limit or `should_stop`; return which."""
-        loop = self.config.loop
         started = time.monotonic()
         self._session = (started, self.stats.elapsed_s)  # _commit_state keeps elapsed_s current
         with self.archive.transaction():
             self.archive.add_event("resume" if self.stats.samples else "run", self.stats.samples, {})
+        if self.spec.verifies:
+            self._verifiers = ThreadPoolExecutor(self.config.sandbox.workers, thread_name_prefix="evolve-verify")
+        try:
+            return self._run(started, should_stop, on_progress)
+        finally:  # a scorer already running finishes (bounded work); the queued ones are dropped
+            if self._verifiers is not None:
+                self._verifiers.shutdown(wait=True, cancel_futures=True)
+                self._verifiers = None
+
+    def _run(self, started: float, should_stop: Callable[[], bool], on_progress: ProgressFn | None) -> str:
+        loop = self.config.loop
         interrupted = False
         try:
             pending = self._propose(self.stats.samples)
@@ -256,8 +269,31 @@ class Evolution:
             self._in_flight.add(c.hash)
             with self._done_lock:
                 self._outstanding += 1
-            c.future = self.pool.submit(self.spec.program(c.function), self.spec.entry, self.train, self.limits)
+            c.future = self._verified(self.pool.submit(self.spec.program(c.function), self.spec.entry, self.train,
+                                                       self.limits))
             c.future.add_done_callback(self._note_done)
+
+    def _verified(self, future: Future[Evaluation]) -> Future[Evaluation]:
+        """Return a future of the evaluation as the spec's trusted check scores it (run in a verifier thread)."""
+        verifiers = self._verifiers
+        if verifiers is None:
+            return future
+        out: Future[Evaluation] = Future()
+
+        def verify(done: Future[Evaluation]) -> None:
+            try:
+                out.set_result(self.spec.verify("train", done.result()))
+            except BaseException as exc:  # the sandbox's own error, or the check's: the loop sees it on result()
+                out.set_exception(exc)
+
+        def queue(done: Future[Evaluation]) -> None:
+            try:
+                verifiers.submit(verify, done)
+            except RuntimeError as exc:  # shut down: the run is over and nobody waits for this one
+                out.set_exception(exc)
+
+        future.add_done_callback(queue)
+        return out
 
     def _note_done(self, future: Future[Evaluation]) -> None:
         with self._done_lock:  # called in a pool thread
@@ -295,8 +331,8 @@ class Evolution:
             self._commit_state()
 
     def _evaluated(self, future: Future[Evaluation], function: str) -> Evaluation:
-        """Wait for a sandbox result, have the spec's trusted check confirm it, and place a failure in `function`."""
-        return self.spec.locate(self.spec.verify("train", future.result()), function)
+        """Wait for a sandbox result (re-scored by the spec's trusted check) and place a failure in `function`."""
+        return self.spec.locate(future.result(), function)
 
     def _record(self, c: _Candidate, evaluation: Evaluation, proposer: str, model: str, adapter: str = "") -> int:
         assert c.function is not None

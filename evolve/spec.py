@@ -177,6 +177,11 @@ class Spec:
             log.warning("%s: metrics function failed: %s", self.path, exc)
             return {}
 
+    @property
+    def verifies(self) -> bool:
+        """Whether results are re-scored by trusted code (`@evolve.check` or `@evolve.score`)."""
+        return bool(self._role_function("score") or self._role_function("check"))
+
     def verify(self, split: str, evaluation: Evaluation) -> Evaluation:
         """Re-score a successful evaluation with the spec's `@evolve.check` (or `@evolve.score`), if it has one.
 

@@ -34,6 +34,8 @@ GP_PRIMITIVES = {
     "returns": "scalar",
     "operators": ["add", "sub", "mul", "div", "neg", "square", "abs", "minimum", "maximum", "min", "max", "sum"],
     "constants": [-2.0, 2.0],
+    # Each index of the seed on its own (which propagator carries a dot, which numerator is raised).
+    "terminals": {f"indices[{i}]": "scalar" for i in range(7)},
 }
 
 

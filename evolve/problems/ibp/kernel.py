@@ -64,7 +64,7 @@ def _pop(heap: np.ndarray, n: int) -> int:
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _inverse(a: int, p: int) -> int:
     """Return a^-1 mod p (Fermat: p is prime)."""
     result, base, e = 1, a % p, p - 2
@@ -76,7 +76,7 @@ def _inverse(a: int, p: int) -> int:
     return result
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _clear(hn, work, inheap, heap):
     while hn > 0:
         c = heap[0]
@@ -85,7 +85,7 @@ def _clear(hn, work, inheap, heap):
         work[c] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _store(lead, hn, work, inheap, heap, piv_start, piv_len, arena_col, arena_val, arena_n, p):
     """Normalize the workspace row at `lead` and store it as that column's pivot; return the arena."""
     if arena_n + hn > arena_col.shape[0]:
@@ -114,7 +114,7 @@ def _store(lead, hn, work, inheap, heap, piv_start, piv_len, arena_col, arena_va
     return arena_col, arena_val, arena_n + count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _swap_in(c, hn, work, inheap, heap, piv_start, piv_len, arena_col, arena_val, arena_n, p):
     """Store the workspace row (led by c) as c's pivot and load the old pivot minus it into the workspace."""
     old_start, old_len = piv_start[c], piv_len[c]
@@ -135,7 +135,7 @@ def _swap_in(c, hn, work, inheap, heap, piv_start, piv_len, arena_col, arena_val
     return hn, arena_col, arena_val, arena_n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _reduce_at(c, hn, work, inheap, heap, piv_start, piv_len, arena_col, arena_val, p):
     """Eliminate the leading column c of the workspace row with c's pivot row; return the heap size."""
     w = work[c]
@@ -153,7 +153,7 @@ def _reduce_at(c, hn, work, inheap, heap, piv_start, piv_len, arena_col, arena_v
     return hn
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lead(hn, work, inheap, heap):
     """Drop cancelled columns off the top of the heap; return (the leading column or -1, heap size)."""
     while hn > 0:
@@ -165,7 +165,7 @@ def _lead(hn, work, inheap, heap):
     return -1, hn
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def add_rows(rows, labels, seed_ptr, eq_ptr, eq_col, eq_val, work, inheap, heap, piv_start, piv_len, piv_label,
              arena_col, arena_val, arena_n, p, ops, budget):
     """Add the equations of the seeds `rows` to a labelled echelon form; return (arena_col, arena_val, arena_n, ops).
@@ -218,7 +218,7 @@ def add_rows(rows, labels, seed_ptr, eq_ptr, eq_col, eq_val, work, inheap, heap,
     return arena_col, arena_val, arena_n, ops
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def worst_labels(targets, work, inheap, heap, piv_start, piv_len, piv_label, arena_col, arena_val, p):
     """Return, per target column, the largest label its reduction uses (-1: a non-master column blocks it).
 
@@ -247,7 +247,7 @@ def worst_labels(targets, work, inheap, heap, piv_start, piv_len, piv_label, are
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def leftovers(rows_ptr, rows_col, rows_val, n_cols, queries, p):
     """Eliminate every row, then reduce each query column fully; return what is left of each (CSR).
 

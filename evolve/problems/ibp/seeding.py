@@ -15,6 +15,7 @@ import functools
 import hashlib
 import itertools
 import random
+import threading
 from collections.abc import Iterable, Sequence
 
 from evolve.problems.ibp import engine
@@ -196,15 +197,17 @@ def _build(fam: Family, targets: tuple[Integral, ...], point_seed: int, bounded:
 
 
 _SYSTEMS: dict[str, PoolSystem] = {}
+_SYSTEMS_LOCK = threading.Lock()  # the loop scores candidates in several threads
 
 
 def pool_system(problem: dict) -> PoolSystem:
     """Return the compiled equations of a problem's candidate pool (built once per problem and process)."""
     key = problem["key"]
-    if key not in _SYSTEMS:
-        _SYSTEMS[key] = PoolSystem.build(problem["templates"], problem["candidates"], problem["zero_sectors"],
-                                         problem["prime"], masters=problem["masters"], extra=problem["targets"])
-    return _SYSTEMS[key]
+    with _SYSTEMS_LOCK:
+        if key not in _SYSTEMS:
+            _SYSTEMS[key] = PoolSystem.build(problem["templates"], problem["candidates"], problem["zero_sectors"],
+                                             problem["prime"], masters=problem["masters"], extra=problem["targets"])
+        return _SYSTEMS[key]
 
 
 def build_input(fam: Family, targets: Sequence[Sequence[int]], point_seed: int = 7, bounded: bool = False) -> dict:
