@@ -64,9 +64,11 @@ def time_evaluation(spec: Spec, function: str, split: str, pool: SandboxPool, re
     return {"in_process_ms": 1e3 * statistics.median(direct), "sandbox_ms": 1e3 * statistics.median(sandboxed)}
 
 
-def gp_run(spec: Spec, seed: int, samples: int, workers: int, db: Path, test_pool: SandboxPool) -> tuple[dict[str, Any], Stats, float]:
+def gp_run(spec: Spec, seed: int, samples: int, workers: int, db: Path, test_pool: SandboxPool,
+           time_limit_s: float | None = None) -> tuple[dict[str, Any], Stats, float]:
     """Evolve `spec` with the GP default; return its best program scored on test, the run's stats and seconds."""
-    config = RunConfig().replace(loop={"budget": samples, "seed": seed}, sandbox={"workers": workers})
+    config = RunConfig().replace(loop={"budget": samples, "seed": seed, "time_limit_s": time_limit_s},
+                                 sandbox={"workers": workers})
     archive, _ = session.new_run(spec.name, db, config)
     started = time.perf_counter()
     with session.pool_for(config) as pool:
