@@ -14,7 +14,7 @@ import pytest
 
 from evolve.problems.ibp import engine, seeding
 from evolve.problems.ibp.families import BOX, BUBBLE, KITE, TRIANGLEBOX
-from evolve.problems.ibp.family import derive_templates, numeric_templates, symmetry_permutation
+from evolve.problems.ibp.family import derive_lorentz, derive_templates, numeric_templates, symmetry_permutation
 from evolve.problems.ibp.problems import problem_input, score_order
 
 
@@ -101,6 +101,30 @@ def test_bubble_reduction_mod_p_matches_the_closed_form() -> None:
 def test_templates_are_derived_once_per_family() -> None:
     assert derive_templates(BOX) is derive_templates(BOX)
     assert len(derive_templates(BOX)) == 4 and len(derive_templates(KITE)) == 6  # L * (L + E)
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_lorentz_identities_follow_from_the_ibp_ones(broken: bool) -> None:
+    """Each Lorentz-invariance equation of the box is a combination of its IBP equations (Lee 2008): it adds
+    nothing to a system that holds enough IBP seeds. The control flips one term's sign: that one does."""
+    assert len(derive_lorentz(BOX)) == 3 and not derive_lorentz(KITE) and len(derive_lorentz(TRIANGLEBOX)) == 1
+    prime, zero = seeding.PRIME, seeding.zero_sectors(BOX)
+    point = seeding.random_point(BOX, 3)
+    templates = numeric_templates(BOX, point, prime, lorentz=True)
+    ibp, lorentz = templates[:4], templates[4:]
+    assert numeric_templates(BOX, point, prime) == ibp and len(lorentz) == 3
+    if broken:
+        lorentz = [[[shift, -c0 % prime, [-c % prime for c in cs]] if k == 0 else [shift, c0, cs]
+                    for k, (shift, c0, cs) in enumerate(t)] for t in lorentz]
+    system = engine.System(prime)
+    live = [m for m in seeding.subsectors(BOX.lines_mask) if m not in zero]
+    for seed in seeding.seeds(BOX.n, live, None, 3, dots=3):
+        for row in engine.equations({"prime": prime, "templates": ibp, "zero_sectors": sorted(zero)}, seed):
+            system.add(row)
+    problem = {"prime": prime, "templates": lorentz, "zero_sectors": sorted(zero)}
+    new = [system.add(row) for seed in seeding.seeds(BOX.n, live, None, 1, dots=1)
+           for row in engine.equations(problem, seed)]
+    assert len(new) > 100 and any(new) is broken
 
 
 @pytest.mark.parametrize("name", ["box", "kite"])
@@ -197,7 +221,11 @@ def test_the_triangle_box_has_the_papers_sixteen_masters_and_its_target_reduces(
     problem = problem_input("trianglebox")
     assert {tuple(m) for m in problem["masters"]} == TRIANGLEBOX_MASTERS
     assert (problem["t_target"], problem["r_target"], problem["s_target"]) == (6, 6, 3)
-    assert (problem["standard_seeds"], problem["standard_equations"]) == (6764, 54112)
-    assert len(problem["candidates"]) == 26425 and problem["pool_equations"] == 211400
+    # 9 equations per seed: 8 IBP relations and the one Lorentz-invariance identity.
+    assert problem["lorentz"] and (problem["standard_seeds"], problem["standard_equations"]) == (6764, 60876)
+    assert len(problem["candidates"]) == 26425 and problem["pool_equations"] == 26425 * 9
+    ibp_only = problem_input("trianglebox_ibp_only")
+    assert not ibp_only["lorentz"] and (ibp_only["standard_equations"], ibp_only["pool_equations"]) == (54112, 211400)
+    assert ibp_only["masters"] == problem["masters"] and ibp_only["candidates"] == problem["candidates"]
     with pytest.raises(ValueError, match="irreducible numerator"):
         seeding.build_input(TRIANGLEBOX, [(1, 1, 1, 1, 1, 1, 1)])

@@ -133,26 +133,35 @@ def test_a_copied_spec_takes_a_new_family(tmp_path: Path, pool: SandboxPool) -> 
 
 
 def test_the_triangle_box_baselines_through_the_sandbox(pool: SandboxPool) -> None:
-    """The paper's problem: the standard seeding at its cap, the 92-seed rule short of the target, and a
-    certified list of fewer than 88 seeds that reduces it at both points of the kinematics."""
+    """The paper's problem: the standard seeding at its cap; the 92-seed rule reduces the target with the
+    Lorentz-invariance equations and falls short without them; a certified list of fewer than 88 seeds
+    reduces it at both points of the kinematics."""
     from evolve.problems.ibp import seeding
     from evolve.problems.ibp.problems import rule_seeds, smallest_certified
 
     spec = load_spec("ibp_trianglebox")
     problem = problem_input("trianglebox")
     cap = problem["cap_equations"]
-    assert cap == problem["standard_equations"] == 54112
+    assert cap == problem["standard_equations"] == 60876
     results = {r.name: r.evaluation for r in evaluate_functions(spec, spec.baseline_functions(), "train", pool)}
     assert all(ev.ok for ev in results.values()), {k: v.error for k, v in results.items()}
     assert results["laporta"].scores == {"trianglebox": -float(cap)}  # it needs the whole standard seeding
     system = seeding.pool_system(problem)
-    assert len(rule_seeds(problem)) == 92 and system.prefix(rule_seeds(problem), problem["targets"]).unreduced == 1
-    # The rule first, then the rest in Laporta's order: the cap comes before the target reduces.
-    assert results["usovitsch"].scores == {"trianglebox": -2.0 * cap}
+    assert len(rule_seeds(problem)) == 92 and system.prefix(rule_seeds(problem), problem["targets"]).unreduced == 0
+    assert results["usovitsch"].scores == {"trianglebox": -92.0 * 9}  # 9 equations per seed
     assert -cap < results["nearest"].scores["trianglebox"] < 0
-    small = smallest_certified(problem)
-    assert len(small) < 88 and system.prefix(small, problem["targets"]).unreduced == 0
-    other = problem_input("trianglebox_point2")
-    assert seeding.pool_system(other).prefix(small, other["targets"]).unreduced == 0  # not an accident of the point
-    for i in small[:5]:  # and each seed is needed
-        assert system.prefix([j for j in small if j != i], problem["targets"]).unreduced == 1
+    tested = {r.name: r.evaluation for r in evaluate_functions(spec, spec.baseline_functions(), "test", pool)}
+    ibp_only = problem_input("trianglebox_ibp_only")
+    assert seeding.pool_system(ibp_only).prefix(rule_seeds(ibp_only), ibp_only["targets"]).unreduced == 1
+    # IBP alone: the rule first, then the rest in Laporta's order, and the cap comes before the target reduces.
+    assert tested["usovitsch"].scores == {"trianglebox_point2": -92.0 * 9,
+                                          "trianglebox_ibp_only": -2.0 * ibp_only["cap_equations"]}
+    for name in ("trianglebox", "trianglebox_ibp_only"):
+        problem = problem_input(name)
+        system = seeding.pool_system(problem)
+        small = smallest_certified(problem)
+        assert len(small) < 88 and system.prefix(small, problem["targets"]).unreduced == 0, name
+        other = problem_input("trianglebox_point2")
+        assert seeding.pool_system(other).prefix(small, other["targets"]).unreduced == 0  # not an accident of the point
+        for i in small[:5]:  # and each seed is needed
+            assert system.prefix([j for j in small if j != i], problem["targets"]).unreduced == 1

@@ -11,17 +11,18 @@ public repository davidshih17/RL_IBPreduction_claude (branch phase2).
 The same skeleton as `ibp_seeding` (see there): the evolved `priority`
 scores each candidate seed (the standard seeds with r <= 7 and s <= 4:
 26,425), the skeleton returns the order, and the trusted scorer eliminates
-the seeds' equations in that order until the target reduces. An order is
-cut at the full standard seeding's size (6,764 seeds, 54,112 equations) and
-at 8 times its elimination work: a rule is scored only if it beats
-Laporta's. Score: minus the equations used; if the target does not reduce
-within the cap, minus twice the cap.
-
-The engine uses the IBP relations only: no Lorentz-invariance identities
-and no symmetries of the family, so seed counts are not those of Kira.
+the seeds' equations in that order until the target reduces. Each seed
+gives its 8 IBP equations and the family's one Lorentz-invariance equation,
+as Kira would (Kira also uses the family's symmetries; this engine does
+not). An order is cut at the full standard seeding's size (6,764 seeds,
+60,876 equations) and at 8 times its elimination work: a rule is scored
+only if it beats Laporta's. Score: minus the equations used; if the target
+does not reduce within the cap, minus twice the cap.
 
 Train: the target at one random point of the kinematics (d, m1, m2, m3 as
-field elements); test: the same target at another point.
+field elements); test: the same target at another point, and at the first
+point with the IBP equations alone (`trianglebox_ibp_only`, where the
+paper's 92-seed rule falls short).
 """
 
 import numpy as np

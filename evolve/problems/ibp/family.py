@@ -140,11 +140,50 @@ def derive_templates(fam: Family) -> tuple[Template, ...]:
     """Return the L*(L+E) IBP templates of the family, coefficients as sympy expressions in d and the invariants."""
     sps = _ScalarProducts(fam)
     momenta = [_momentum(fam, expr) for expr in fam.propagators]
-    return tuple(_template(fam, sps, momenta, k, v) for k in fam.loops for v in fam.loops + fam.externals)
+    return tuple(_ibp_template(fam, sps, momenta, k, v) for k in fam.loops for v in fam.loops + fam.externals)
 
 
-def _template(fam: Family, sps: _ScalarProducts, momenta: list, k: str, v: str) -> Template:
+@functools.cache
+def derive_lorentz(fam: Family) -> tuple[Template, ...]:
+    """Return the E(E-1)/2 Lorentz-invariance templates of the family (none with fewer than 2 external momenta).
+
+    An integral depends on the external momenta only through their scalar
+    products, so every infinitesimal Lorentz transformation leaves it
+    unchanged: for each pair of independent external momenta p_i, p_j,
+
+        0 = (p_i^μ p_j^ν - p_j^μ p_i^ν) Σ_n p_n,ν ∂/∂p_n^μ I(a)
+
+    (Gehrmann & Remiddi, Nucl. Phys. B580 (2000) 485, eq. 2.9). Acting on
+    1/D_m^a_m the derivative gives -a_m / D_m times
+    Σ_n 2 α_mn [(p_i·p_n)(p_j·q_m) - (p_j·p_n)(p_i·q_m)], with q_m = Σ α_mu u
+    the momentum of D_m: the same shape as an IBP template, without the
+    d term. These identities follow from the IBP ones (R. N. Lee, JHEP 07
+    (2008) 031), but a finite seed list gets more equations out of them.
+    """
+    sps = _ScalarProducts(fam)
+    momenta = [_momentum(fam, expr) for expr in fam.propagators]
+
+    def factor(pi: str, pj: str, q: Mapping[str, sympy.Expr]) -> sympy.Expr:
+        return sum((2 * q.get(pn, 0) * (sps.dot(pi, {pn: 1}) * sps.dot(pj, q) - sps.dot(pj, {pn: 1}) * sps.dot(pi, q))
+                    for pn in fam.externals), sympy.Integer(0))
+
+    return tuple(_collect(fam, sps, [factor(pi, pj, q) for q in momenta], sympy.Integer(0))
+                 for i, pi in enumerate(fam.externals) for pj in fam.externals[i + 1:])
+
+
+def _ibp_template(fam: Family, sps: _ScalarProducts, momenta: list, k: str, v: str) -> Template:
     """Return the terms of 0 = ∫ ∂/∂k · (v / Π D^a), grouped by index shift."""
+    # v·∂_k D_m = 2 alpha (v·q_m), alpha the coefficient of k in q_m.
+    factors = [2 * q.get(k, 0) * sps.dot(v, q) for q in momenta]
+    return _collect(fam, sps, factors, sympy.Symbol("d") if v == k else sympy.Integer(0))
+
+
+def _collect(fam: Family, sps: _ScalarProducts, factors: list, constant: sympy.Expr) -> Template:
+    """Return the template of `constant` I(a) - Σ_m a_m factors[m] / D_m I(a), grouped by index shift.
+
+    Each factor is affine in the D's (e_0 + Σ_n e_n D_n), so its term gives
+    I(a + 1_m) and I(a + 1_m - 1_n).
+    """
     terms: dict[Shift, list] = {}  # shift -> [c0, [c_1..c_N]]
 
     def add(shift: tuple[int, ...], c0: sympy.Expr, m: int | None = None, cm: sympy.Expr = 0) -> None:
@@ -153,13 +192,12 @@ def _template(fam: Family, sps: _ScalarProducts, momenta: list, k: str, v: str) 
         if m is not None:
             entry[1][m] += cm
 
-    add((0,) * fam.n, sympy.Symbol("d") if v == k else sympy.Integer(0))  # ∂_k · v
-    for m, q in enumerate(momenta):
-        alpha = q.get(k, 0)
-        if alpha == 0:
+    add((0,) * fam.n, constant)
+    for m, factor in enumerate(factors):
+        factor = sympy.expand(factor)
+        if factor == 0:
             continue
-        # v·∂_k D_m = 2 alpha (v·q_m) = e_0 + Σ_n e_n D_n, times -a_m / D_m: I(a + 1_m) and I(a + 1_m - 1_n).
-        poly = sympy.Poly(sympy.expand(2 * alpha * sps.dot(v, q)), *sps.D)
+        poly = sympy.Poly(factor, *sps.D)
         assert poly.total_degree() <= 1, poly  # scalar products are linear in the D's
         for monomial, coeff in poly.terms():
             shift = [0] * fam.n
@@ -191,17 +229,20 @@ def _evaluate(expr: sympy.Expr, values: Mapping[str, object], prime: int | None)
     return top * pow(bottom, -1, prime) % prime
 
 
-def numeric_templates(fam: Family, values: Mapping[str, object], prime: int | None) -> list[list[list]]:
+def numeric_templates(fam: Family, values: Mapping[str, object], prime: int | None,
+                      lorentz: bool = False) -> list[list[list]]:
     """Instantiate the templates' coefficients at d and the invariants: plain lists, picklable.
 
     Each template becomes [[shift, c0, [c_1..c_N]], ...]; with `prime` the
-    numbers are ints mod prime, without it Fractions (exact rationals).
+    numbers are ints mod prime, without it Fractions (exact rationals). With
+    `lorentz`, the Lorentz-invariance templates follow the IBP ones.
     """
     missing = {"d", *fam.invariants} - set(values)
     if missing:
         raise ValueError(f"{fam.name}: no value for {sorted(missing)}")
     return [[[list(shift), _evaluate(c0, values, prime), [_evaluate(c, values, prime) for c in cs]]
-             for shift, c0, cs in template] for template in derive_templates(fam)]
+             for shift, c0, cs in template]
+            for template in derive_templates(fam) + (derive_lorentz(fam) if lorentz else ())]
 
 
 def symmetry_permutation(fam: Family, substitution: Mapping[str, str]) -> tuple[int, ...]:

@@ -21,6 +21,7 @@ class Target(NamedTuple):
     integrals: list[tuple[int, ...]]
     point_seed: int = 7  # which random point of the kinematics the reduction runs at
     bounded: bool = False  # cap an order at the standard seeding's equations and 8x its work
+    lorentz: bool = False  # each seed gives the Lorentz-invariance equations too
 
 
 TARGETS: dict[str, Target] = {
@@ -31,18 +32,20 @@ TARGETS: dict[str, Target] = {
     # Kite: every top-sector integral with r = 6, plus the bubble squared with (k1 - k2)^2 upstairs.
     "kite": Target("kite", integrals_in_sector(5, 0b11111, 6, 0) + [(1, 1, 1, 1, -1)]),
     # The paper's benchmark: I(1,1,1,1,1,1,-3) of the triangle-box (davidshih17/RL_IBPreduction_claude,
-    # scripts/kira/jobs_111111m3.yaml), at the evolving point and at another one.
-    "trianglebox": Target("trianglebox", [(1, 1, 1, 1, 1, 1, -3)], bounded=True),
-    "trianglebox_point2": Target("trianglebox", [(1, 1, 1, 1, 1, 1, -3)], point_seed=11, bounded=True),
+    # scripts/kira/jobs_111111m3.yaml), IBP and Lorentz-invariance equations (as in Kira, less its symmetries),
+    # at the evolving point and at another one; and with the IBP equations alone.
+    "trianglebox": Target("trianglebox", [(1, 1, 1, 1, 1, 1, -3)], bounded=True, lorentz=True),
+    "trianglebox_point2": Target("trianglebox", [(1, 1, 1, 1, 1, 1, -3)], point_seed=11, bounded=True, lorentz=True),
+    "trianglebox_ibp_only": Target("trianglebox", [(1, 1, 1, 1, 1, 1, -3)], bounded=True),
 }
 SPLITS = {"train": ("box",), "test": ("box_r7", "kite")}
-TRIANGLEBOX_SPLITS = {"train": ("trianglebox",), "test": ("trianglebox_point2",)}
+TRIANGLEBOX_SPLITS = {"train": ("trianglebox",), "test": ("trianglebox_point2", "trianglebox_ibp_only")}
 
 
 def problem_input(name: str) -> dict:
     """Return the plain-data problem of a named input (cached per process; a fresh copy each call)."""
     target = TARGETS[name]
-    return build_input(FAMILIES[target.family], target.integrals, target.point_seed, target.bounded)
+    return build_input(FAMILIES[target.family], target.integrals, target.point_seed, target.bounded, target.lorentz)
 
 
 def score_order(problem: dict, output: Sequence) -> float:

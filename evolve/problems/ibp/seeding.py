@@ -76,8 +76,8 @@ def subsectors(mask: int) -> list[int]:
 
 
 def _problem(fam: Family, values: dict, zero: Iterable[int] = (), masters: Iterable[Integral] = (),
-             targets: Iterable[Integral] = ()) -> dict:
-    return {"prime": PRIME, "n": fam.n, "templates": numeric_templates(fam, values, PRIME),
+             targets: Iterable[Integral] = (), lorentz: bool = False) -> dict:
+    return {"prime": PRIME, "n": fam.n, "templates": numeric_templates(fam, values, PRIME, lorentz), "lorentz": lorentz,
             "zero_sectors": sorted(zero), "masters": [list(m) for m in masters], "targets": [list(t) for t in targets]}
 
 
@@ -169,11 +169,11 @@ BUDGET_FACTOR = 8  # a bounded input's work budget: this many times the standard
 
 
 @functools.cache
-def _build(fam: Family, targets: tuple[Integral, ...], point_seed: int, bounded: bool) -> dict:
+def _build(fam: Family, targets: tuple[Integral, ...], point_seed: int, bounded: bool, lorentz: bool) -> dict:
     zero = zero_sectors(fam)
     top = functools.reduce(int.__or__, (engine.sector(t) for t in targets))
     found = masters(fam, top=top) if top != fam.lines_mask else masters(fam)
-    problem = _problem(fam, random_point(fam, point_seed), zero, found, targets)
+    problem = _problem(fam, random_point(fam, point_seed), zero, found, targets, lorentz)
     pool = standard_seeds(fam, targets, zero, extra=1)
     standard = standard_seeds(fam, targets, zero)
     problem.update(family=fam.name, candidates=[list(c) for c in pool],
@@ -210,17 +210,20 @@ def pool_system(problem: dict) -> PoolSystem:
         return _SYSTEMS[key]
 
 
-def build_input(fam: Family, targets: Sequence[Sequence[int]], point_seed: int = 7, bounded: bool = False) -> dict:
+def build_input(fam: Family, targets: Sequence[Sequence[int]], point_seed: int = 7, bounded: bool = False,
+                lorentz: bool = False) -> dict:
     """Return the problem input for a family and its target integrals (cached; a fresh copy each call).
 
     Masters are searched in the subsectors of the targets' sectors only.
     With `bounded`, a seed order is cut at the standard seeding's equations
     and at BUDGET_FACTOR times its elimination work; without it, the whole
-    candidate pool may go in.
+    candidate pool may go in. With `lorentz`, each seed also gives the
+    family's Lorentz-invariance equations (zero sectors and masters are
+    found from the IBP relations alone: the extra identities follow from them).
     """
     key = tuple(tuple(int(x) for x in t) for t in targets)
     if not key or any(len(t) != fam.n for t in key):
         raise ValueError(f"{fam.name}: targets must be index tuples of length {fam.n}")
     if any(t[i] > 0 for t in key for i in fam.irreducible):
         raise ValueError(f"{fam.name}: an irreducible numerator cannot be a propagator in a target")
-    return dict(_build(fam, key, point_seed, bounded))
+    return dict(_build(fam, key, point_seed, bounded, lorentz))
