@@ -146,11 +146,11 @@ def seed_until_reduced(problem: dict, seeds: list) -> tuple:
             system.add(row)
         for t, b in list(blocked.items()):
             if b in system.pivots:
-                b = blocker(system, t, masters)
-                if b is None:
+                found = blocker(system, t, masters)
+                if found is None:
                     del blocked[t]
                 else:
-                    blocked[t] = b
+                    blocked[t] = found
         if not blocked:
             return used, 0, count
     return used, len(blocked), len(seeds)

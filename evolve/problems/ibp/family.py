@@ -205,11 +205,11 @@ def _collect(fam: Family, sps: _ScalarProducts, factors: list, constant: sympy.E
             if sum(monomial):
                 shift[monomial.index(1)] -= 1
             add(tuple(shift), sympy.Integer(0), m, -coeff)
-    template = []
-    for shift, (c0, cs) in sorted(terms.items()):
+    template: Template = []
+    for key, (c0, cs) in sorted(terms.items()):
         c0, cs = sympy.simplify(c0), [sympy.simplify(c) for c in cs]
         if c0 != 0 or any(c != 0 for c in cs):
-            template.append((shift, c0, tuple(cs)))
+            template.append((key, c0, tuple(cs)))
     return template
 
 

@@ -60,10 +60,12 @@ def seeds(n: int, sectors: Iterable[int], r_max: int | None, s_max: int, dots: i
 
     With `dots`, the bound is per sector: r <= t + dots.
     """
+    if dots is None and r_max is None:
+        raise ValueError("seeds: give r_max or dots")
     out = []
     for mask in sectors:
         t = bin(mask).count("1")
-        top = t + dots if dots is not None else r_max
+        top = t + dots if dots is not None else int(r_max or 0)
         for r in range(t, top + 1):
             for s in range(s_max + 1):
                 out += integrals_in_sector(n, mask, r, s)

@@ -15,13 +15,17 @@ left of it is masters only), but the equations still count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from evolve.problems.ibp import kernel
+
+# numba's Dispatcher declares a call signature that its compiled functions do not have: call them untyped.
+_add_rows: Callable[..., Any] = kernel.add_rows
+_worst_labels: Callable[..., Any] = kernel.worst_labels
 
 Integral = tuple[int, ...]
 FIRST_CHUNK = 4096  # equations in the first chunk of a prefix search; each next chunk doubles
@@ -57,13 +61,13 @@ class _State:
 
     def add(self, rows: np.ndarray, labels: np.ndarray, system: PoolSystem, budget: int) -> bool:
         """Add the seeds' equations; return False if the work passed `budget` (the form is then unusable)."""
-        self.arena_col, self.arena_val, self.arena_n, self.ops = kernel.add_rows(
+        self.arena_col, self.arena_val, self.arena_n, self.ops = _add_rows(
             rows, labels, system.seed_ptr, system.eq_ptr, system.eq_col, system.eq_val, *self._arrays(),
             self.arena_col, self.arena_val, self.arena_n, system.prime, self.ops, budget)
         return self.ops <= budget
 
     def worst(self, columns: np.ndarray, prime: int) -> np.ndarray:
-        return kernel.worst_labels(columns, *self._arrays(), self.arena_col, self.arena_val, prime)
+        return _worst_labels(columns, *self._arrays(), self.arena_col, self.arena_val, prime)
 
 
 @dataclass(frozen=True)
