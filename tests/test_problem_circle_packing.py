@@ -18,21 +18,23 @@ from evolve.session import evaluate_functions
 from evolve.spec import load_spec
 from sandbox import Evaluation, FailureKind, SandboxPool
 
-# 25 circles of radius 0.1 on a 5 x 5 grid, plus one of radius 0.04 in the gap
-# around (0.2, 0.2), whose nearest centres lie 0.1 * sqrt(2) away: a valid packing.
-HAND_MADE = '''def construct_packing(n: int) -> tuple[np.ndarray, np.ndarray]:
+# 25 circles of radius just under 0.1 on a 5 x 5 grid, plus one of radius 0.04 in the gap
+# around (0.2, 0.2), whose nearest centres lie 0.1 * sqrt(2) away: a valid packing. (With
+# radius 0.1 the grid sticks out of the square by 3e-17 in the floats given: the check is exact.)
+GRID = 0.1 - 1e-15
+HAND_MADE = f'''def construct_packing(n: int) -> tuple[np.ndarray, np.ndarray]:
     cells = np.arange(25)
     centers = np.stack([(cells % 5 + 0.5) / 5, (cells // 5 + 0.5) / 5], axis=1)
     centers = np.concatenate([centers, [[0.2, 0.2]]])
-    return centers, np.array([0.1] * 25 + [RADIUS])
+    return centers, np.array([{GRID!r}] * 25 + [RADIUS])
 '''
-HAND_MADE_SUM = 25 * 0.1 + 0.04
+HAND_MADE_SUM = 25 * GRID + 0.04
 
 
 def hand_made(radius: float) -> tuple[list, list]:
     cells = np.arange(25)
     centers = np.stack([(cells % 5 + 0.5) / 5, (cells // 5 + 0.5) / 5], axis=1).tolist() + [[0.2, 0.2]]
-    return centers, [0.1] * 25 + [radius]
+    return centers, [GRID] * 25 + [radius]
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +70,21 @@ def test_the_check_rejects_invalid_packings(change, reason: str) -> None:
         sum_of_radii(26, {"centers": centers, "radii": radii})
 
 
-def test_the_check_allows_the_stated_tolerance_and_no_more() -> None:
-    touching = 0.1 * math.sqrt(2) - 0.1  # the small circle touches its four neighbours
-    assert sum_of_radii(26, dict(zip(("centers", "radii"), hand_made(touching + TOLERANCE / 2)))) > 2.5
-    with pytest.raises(ValueError, match="overlap"):
-        sum_of_radii(26, dict(zip(("centers", "radii"), hand_made(touching + 2 * TOLERANCE))))
+def test_the_check_allows_touching_and_not_one_ulp_more() -> None:
+    """Zero tolerance, decided exactly: circles that touch exactly pass, one ulp more overlaps."""
+    assert TOLERANCE == 0.0
+    quarter = {"centers": [[0.25, 0.25], [0.75, 0.25]], "radii": [0.25, 0.25]}  # touch each other and 3 walls
+    middle = {"centers": [[0.375, 0.5], [0.625, 0.5]], "radii": [0.125, 0.125]}  # touch each other only
+    assert sum_of_radii(2, quarter) == 0.5 and sum_of_radii(2, middle) == 0.25
+    with pytest.raises(ValueError, match="circles 0 and 1 overlap by"):
+        sum_of_radii(2, dict(middle, radii=[0.125, math.nextafter(0.125, 1)]))
+    with pytest.raises(ValueError, match="circle 0 sticks out"):
+        sum_of_radii(2, dict(quarter, radii=[math.nextafter(0.25, 1), 0.0]))
+    # The false record a 1e-9 tolerance let through: the grid with radius 0.1 + 4.5e-10 (sum 2.54000001).
+    with pytest.raises(ValueError, match="by 4.5e-10"):
+        sum_of_radii(26, dict(zip(("centers", "radii"), (hand_made(0.04)[0], [0.1 + 4.5e-10] * 25 + [0.04]))))
+    with pytest.raises(ValueError, match="by 2.78e-17"):  # radius 0.1 on the grid: 0.9 + 0.1 > 1 in the floats
+        sum_of_radii(26, dict(zip(("centers", "radii"), (hand_made(0.04)[0], [0.1] * 25 + [0.04]))))
 
 
 def test_a_claimed_overlapping_packing_is_invalid_output() -> None:

@@ -2,8 +2,9 @@
 
 The evolved `construct_packing(n)` returns the centres, shape (n, 2), and
 radii, shape (n,). Score: the sum of radii, believed only after a trusted
-check that every circle lies in the square and no two overlap (tolerance
-1e-9, see `circle_packing_check.py`); an invalid packing is an
+check that every circle lies in the square and no two overlap, decided
+exactly on the floats given, with no tolerance (`circle_packing_check.py`:
+touching is allowed, one ulp of overlap is not); an invalid packing is an
 invalid-output failure that says which circles are at fault.
 
 Helpers a constructor may call: `max_radii(centers)` gives the largest
@@ -15,7 +16,8 @@ import numpy as np
 
 import evolve
 
-TOLERANCE = 1e-9  # the trusted check's slack for containment and overlap
+TOLERANCE = 0.0  # the trusted check allows no slack (it decides in exact arithmetic)
+MARGIN = 1e-12  # make_feasible's final shrink, relative, so that float round-off cannot overlap
 
 
 class InvalidOutput(Exception):
@@ -27,7 +29,11 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_feasible(centers: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """Shrink radii until the packing is valid in floating point: walls first, then each pair."""
+    """Shrink radii until the packing is valid in floating point (walls first, then each pair), then by MARGIN.
+
+    The last shrink (relative MARGIN, and 1e-14 absolute) leaves room for the
+    round-off of the floating-point test, so that the exact check passes too.
+    """
     radii = np.clip(radii, 0.0, None)
     radii = np.minimum(radii, np.min(np.concatenate([centers, 1.0 - centers], axis=1), axis=1).clip(0.0))
     i, j = _pairs(len(radii))
@@ -45,7 +51,7 @@ def make_feasible(centers: np.ndarray, radii: np.ndarray) -> np.ndarray:
         radii *= 1 - 1e-9
         while (radii[i] + radii[j] - dist).max(initial=0.0) > 0:
             radii *= 1 - 1e-9
-    return radii
+    return np.maximum(radii * (1 - MARGIN) - 1e-14, 0.0)
 
 
 def max_radii(centers: np.ndarray) -> np.ndarray:
