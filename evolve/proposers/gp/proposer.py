@@ -31,6 +31,7 @@ from evolve.proposers.gp.mutate_ast import crossover_functions, mutate_function,
 from evolve.proposers.gp.primitives import (
     Signature, build_pset, infer_signature, signature_from_declaration,
 )
+from evolve.proposers.gp.simplify import simplify
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class GPProposer(TextProposer):
                tb: base.Toolbox | None) -> str:
         if tb is not None and (not parents or rnd.random() < self.config.fresh_prob):
             template = parents[-1].fn if parents else self._seed.fn
-            return render_function(template, name, tree_to_expr(self._fresh_tree()))
+            return render_function(template, name, self._render(self._fresh_tree()))
         pool = parents or [self._seed]
         parent = rnd.choices(pool, weights=range(1, len(pool) + 1))[0]  # better parents more often
         if parent.tree is not None and tb is not None:
@@ -246,13 +247,18 @@ class GPProposer(TextProposer):
                 tree = self._mutate(tree, rnd, tb)
         else:
             tree = self._mutate(tree, rnd, tb)
-        return render_function(parent.fn, name, tree_to_expr(tree))
+        return render_function(parent.fn, name, self._render(tree))
 
     def _wrap_term(self) -> str:
         """Return a random expression of the return type, for `return old + c * (term)`."""
         cfg = self.config
-        return tree_to_expr(gp.PrimitiveTree(gp.genGrow(
+        return self._render(gp.PrimitiveTree(gp.genGrow(
             self._pset, max(1, cfg.subtree_min_height), max(1, cfg.subtree_max_height))))
+
+    def _render(self, tree: gp.PrimitiveTree) -> str:
+        """The tree's source, simplified (see `simplify`): what is scored, archived and exported."""
+        assert self._pset is not None
+        return tree_to_expr(simplify(tree, self._pset))
 
     def _ast_child(self, parent: _Parent, pool: list[_Parent], name: str, rnd: random.Random) -> str:
         cfg = self.config
