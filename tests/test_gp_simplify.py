@@ -90,3 +90,23 @@ def test_random_trees_keep_their_values_and_never_grow() -> None:
         assert_same_values(tree_to_expr(tree), tree_to_expr(small))
         assert simplify(small, pset) == small  # a fixed point
     assert shrunk > 10  # random trees do carry dead weight
+
+
+def test_the_proposer_writes_only_simplified_programs() -> None:
+    """Children of a bloated parent come out simplified: each is a fixed point, none keeps its dead weight."""
+    from evolve.proposers.base import Prompt
+    from evolve.proposers.gp import GPProposer
+    from evolve.proposers.gp.convert import function_to_tree
+
+    parent = ("def priority(item: float, bins: np.ndarray) -> np.ndarray:\n"
+              "    return -(-np.minimum(np.minimum(bins - item, item), item)) * np.square(-1.98)\n")
+    proposer = GPProposer(DECLARATION, SEED, np.random.default_rng(0))
+    prompt = Prompt(island=0, parent_ids=(0,), functions=(parent,), scores=(0.0,), function_name="priority")
+    children = proposer.write([prompt], 100)[0]
+    pset, sig = pset_and_sig()
+    trees = [function_to_tree(find_function(child), pset, sig) for child in children]
+    assert sum(t is not None for t in trees) > 50
+    for child, tree in zip(children, trees):
+        if tree is not None:
+            assert simplify(tree, pset) == tree, child
+            assert "np.square(-1.98)" not in child and "--" not in child
