@@ -19,10 +19,12 @@ from an earlier results file without running anything):
 `...-ibp-trianglebox.json`, section `ibp-trianglebox` and the README's
 one-line `ibp-trianglebox-summary`): the trusted scorer's wall time on the
 standard seeding, a failing and a passing order (medians, one thread); then
-seeds, equations and whether the target reduces for the baselines, the
-smallest certified list and the GP default's best rule per seed (a fresh run
-of `--gp-time` each, or the archives of earlier `evolve run ibp_trianglebox`
-runs), with the samples and wall time at which the run first reached it.
+seeds, equations and whether the target reduces for the seed, the
+baselines, the smallest certified list and the GP default's best rule per
+seed (a fresh run of `--gp-time` each, or the archives of earlier
+`evolve run ibp_trianglebox` runs), with the samples and wall time at which
+the run first reached it, on each input: train and the test point (IBP and
+Lorentz-invariance equations) and the train point with IBP alone.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from evolve import session
 from evolve.archive import Archive
 from evolve.problems.ibp import family, seeding
 from evolve.problems.ibp.families import FAMILIES
-from evolve.problems.ibp.problems import SPLITS, TRIANGLEBOX_SPLITS, problem_input, smallest_certified
+from evolve.problems.ibp.problems import SPLITS, problem_input, smallest_certified
 from evolve.problems.ibp.seeding import pool_system
 from evolve.spec import load_spec
 from sandbox import Limits, SandboxPool
@@ -97,20 +99,23 @@ def search(samples: int, seeds: list[int], workers: int, pool: SandboxPool) -> l
     return runs
 
 
-def tb_orders(spec: Any, functions: dict[str, str], split: str, pool: SandboxPool) -> dict[str, list[int]]:
-    """Each function's seed order on the split's one input, computed in the sandbox (GP's rules are untrusted)."""
-    [name] = TRIANGLEBOX_SPLITS[split]
-    orders = {}
-    for label, function in functions.items():
-        evaluation = pool.evaluate(spec.program(function), spec.entry, spec.inputs(split))
-        assert evaluation.ok, f"{label}: {evaluation.error}"
-        orders[label] = list(evaluation.outputs[name])
+# The triangle-box's inputs, as the table's columns: train, the test point, and train with IBP relations alone.
+TB_INPUTS = {"trianglebox": "train", "trianglebox_point2": "test point", "trianglebox_ibp_only": "IBP only"}
+
+
+def tb_orders(spec: Any, functions: dict[str, str], pool: SandboxPool) -> dict[str, dict[str, list[int]]]:
+    """Each function's seed order per input ({label: {input: order}}), computed in the sandbox (GP's rules are untrusted)."""
+    orders: dict[str, dict[str, list[int]]] = {label: {} for label in functions}
+    for split in ("train", "test"):
+        for label, function in functions.items():
+            evaluation = pool.evaluate(spec.program(function), spec.entry, spec.inputs(split))
+            assert evaluation.ok, f"{label}: {evaluation.error}"
+            orders[label].update({name: list(out) for name, out in evaluation.outputs.items()})
     return orders
 
 
-def tb_prefix(split: str, order: list[int]) -> dict[str, Any]:
+def tb_prefix(name: str, order: list[int]) -> dict[str, Any]:
     """What the trusted scorer does with an order: seeds and equations in, whether the target reduced, seconds."""
-    [name] = TRIANGLEBOX_SPLITS[split]
     problem = problem_input(name)
     start = time.perf_counter()
     found = pool_system(problem).prefix(order, problem["targets"], cap=problem["cap_equations"],
@@ -126,7 +131,7 @@ def tb_first(order: list[int], first: list[int]) -> list[int]:
 
 
 def tb_run(db: Path, spec: Any, pool: SandboxPool) -> dict[str, Any]:
-    """The best rule of a GP run's archive, when the run first reached its score, and its seeds on train and test."""
+    """The best rule of a GP run's archive, when the run first reached its score, and its seeds per input."""
     archive = Archive.open(db, readonly=True)
     try:
         [best] = archive.top(1)
@@ -137,29 +142,24 @@ def tb_run(db: Path, spec: Any, pool: SandboxPool) -> dict[str, Any]:
                "seconds_to_best": (best.created or 0) - (first.created or 0)}
     finally:
         archive.close()
-    for split in ("train", "test"):
-        run[split] = tb_prefix(split, tb_orders(spec, {"gp": best.function}, split, pool)["gp"])
+    orders = tb_orders(spec, {"gp": best.function}, pool)["gp"]
+    run["inputs"] = {name: tb_prefix(name, order) for name, order in orders.items()}
     return run
 
 
 def trianglebox(args: argparse.Namespace, pool: SandboxPool) -> dict[str, Any]:
     """Measure ibp_trianglebox: the scorer's cost, then seeds per rule (baselines, certified list, GP runs)."""
     spec = load_spec("ibp_trianglebox")
-    baselines = spec.baseline_functions()
-    rules: dict[str, dict[str, Any]] = {}
-    for split in ("train", "test"):
-        [name] = TRIANGLEBOX_SPLITS[split]
-        problem = problem_input(name)
-        orders = tb_orders(spec, baselines, split, pool)
-        orders["smallest certified"] = tb_first(orders["laporta"], smallest_certified(problem))
-        for label, order in orders.items():
-            rules.setdefault(label, {})[split] = tb_prefix(split, order)
-    # The cost, on train, warm (the kernel's JIT and the pool system built): medians of one thread's wall time.
-    problem = problem_input(TRIANGLEBOX_SPLITS["train"][0])
-    orders = tb_orders(spec, baselines, "train", pool)
-    orders["smallest certified"] = tb_first(orders["laporta"], smallest_certified(problem))
-    cost = {label: 1e3 * statistics.median(tb_prefix("train", orders[label])["seconds"] for _ in range(args.repeats))
-            for label in ("laporta", "usovitsch", "smallest certified")}
+    orders = tb_orders(spec, {"seed": spec.function, **spec.baseline_functions()}, pool)
+    orders["smallest certified"] = {name: tb_first(orders["laporta"][name], smallest_certified(problem_input(name)))
+                                    for name in TB_INPUTS}
+    rules = {label: {name: tb_prefix(name, order[name]) for name in TB_INPUTS} for label, order in orders.items()}
+    # The cost, warm (the kernel's JIT and the pool systems built): medians of one thread's wall time. The
+    # failing order is the seed's (the pool in Laporta's order, cut at the cap).
+    cost = {name: {label: 1e3 * statistics.median(tb_prefix(name, orders[label][name])["seconds"]
+                                                   for _ in range(args.repeats))
+                   for label in ("laporta", "seed", "smallest certified")}
+            for name in ("trianglebox", "trianglebox_ibp_only")}
     cost["candidate_ms"] = time_evaluation(spec, spec.function, "train", pool, args.repeats)["in_process_ms"]
     runs = []
     if args.archives:
@@ -170,33 +170,43 @@ def trianglebox(args: argparse.Namespace, pool: SandboxPool) -> dict[str, Any]:
                 db = Path(tmp) / f"trianglebox-{seed}.db"
                 gp_run(spec, seed, 10**6, args.workers, db, pool, time_limit_s=session.parse_duration(args.gp_time))
                 runs.append(tb_run(db, spec, pool))
-                console.print(f"seed {seed}: {runs[-1]['train']['seeds']} seeds after {runs[-1]['samples_to_best']} samples")
-    return {"rules": rules, "cost_ms": cost, "search": runs,
-            "standard": {"seeds": problem["standard_seeds"], "equations": problem["standard_equations"]}}
+                console.print(f"seed {seed}: {runs[-1]['inputs']['trianglebox']['seeds']} seeds after "
+                              f"{runs[-1]['samples_to_best']} samples")
+    standard = {name: {"seeds": problem_input(name)["standard_seeds"],
+                       "equations": problem_input(name)["standard_equations"]} for name in TB_INPUTS}
+    return {"rules": rules, "cost_ms": cost, "search": runs, "standard": standard}
+
+
+def tb_cell(r: dict[str, Any]) -> str:
+    return f"{r['seeds']:,} / {r['equations']:,}" + ("" if r["reduces"] else " (not reduced)")
 
 
 def tb_markdown(results: dict[str, Any]) -> str:
     """Render a triangle-box results file as the results page's table and notes."""
-    def cell(r: dict[str, Any]) -> str:
-        return f"{r['seeds']:,} / {r['equations']:,}" + ("" if r["reduces"] else " (not reduced)")
-
+    names = list(TB_INPUTS)
     lines = [f"Latest: {results['date']} on {results['machine']} (Python {results['python']}), "
              f"{results['workers']} sandbox workers, load average {results['load']}.", "",
-             "| rule | train: seeds / equations | test: seeds / equations | samples to it | wall time to it |",
-             "| --- | ---: | ---: | ---: | ---: |",
-             f"| full standard seeding | {results['standard']['seeds']:,} / {results['standard']['equations']:,} | | | |"]
+             "Seeds / equations per input (train and the test point: IBP and Lorentz-invariance equations; "
+             "IBP only: the train point without the Lorentz identity):", "",
+             "| rule | " + " | ".join(TB_INPUTS.values()) + " | samples to it | wall time to it |",
+             "| --- |" + " ---: |" * (len(names) + 2),
+             "| full standard seeding | " + " | ".join(tb_cell(dict(results["standard"][n], reduces=True))
+                                              for n in names) + " | | |"]
     for label, row in results["rules"].items():
-        lines.append(f"| `{label}` | {cell(row['train'])} | {cell(row['test'])} | | |")
+        lines.append(f"| `{label}` | " + " | ".join(tb_cell(row[n]) for n in names) + " | | |")
     for run in results["search"]:
-        lines.append(f"| GP seed {run['seed']} | {cell(run['train'])} | {cell(run['test'])} | "
-                     f"{run['samples_to_best']:,} of {run['samples_total']:,} | "
+        lines.append(f"| GP seed {run['seed']} | " + " | ".join(tb_cell(run["inputs"][n]) for n in names)
+                     + f" | {run['samples_to_best']:,} of {run['samples_total']:,} | "
                      f"{run['seconds_to_best'] / 60:.0f} of {run['wall_s'] / 60:.0f} min |")
     cost = results["cost_ms"]
-    lines += ["", f"The trusted scorer, one thread, warm (medians of {results['repeats']}): the standard seeding "
-              f"(`laporta`) {cost['laporta'] / 1e3:.2f} s, a failing order (`usovitsch`: stops at the cap) "
-              f"{cost['usovitsch'] / 1e3:.2f} s, the certified list {cost['smallest certified'] / 1e3:.3f} s; the "
-              f"candidate's side (the seed's priority over the whole pool, in-process) {cost['candidate_ms']:.0f} ms.",
-              "", "GP's best rules:", ""]
+    lines += ["", f"The trusted scorer, one thread, warm (medians of {results['repeats']}), with the Lorentz identity "
+              "(IBP only): " + ", ".join(
+                  f"{what} {cost['trianglebox'][label] / 1e3:.2f} s ({cost['trianglebox_ibp_only'][label] / 1e3:.2f} s)"
+                  for label, what in (("laporta", "the standard seeding (`laporta`)"),
+                                      ("seed", "a failing order (the seed's: stops at the cap)"),
+                                      ("smallest certified", "the certified list")))
+              + f"; the candidate's side (the seed's priority over the whole pool, in-process) "
+              f"{cost['candidate_ms']:.0f} ms.", "", "GP's best rules:", ""]
     for run in results["search"]:
         body = run["function"].strip().splitlines()[-1].strip()
         lines.append(f"- seed {run['seed']}: `{body}`")
@@ -206,16 +216,24 @@ def tb_markdown(results: dict[str, Any]) -> str:
 def tb_summary(results: dict[str, Any]) -> str:
     """The README's one sentence about the triangle-box, from the same results file."""
     rules, runs = results["rules"], results["search"]
-    best = min(runs, key=lambda r: (not r["train"]["reduces"], r["train"]["seeds"])) if runs else None
-    minutes = " and ".join(f"{r['wall_s'] / 60:.0f}" for r in runs)
-    gp = (f"the GP default's best rule in {len(runs)} run{'s' if len(runs) > 1 else ''} ({minutes} min on 2 cores) uses {best['train']['seeds']} seeds ({best['test']['seeds']} at the test point)"
+    train = "trianglebox"
+
+    def reduces(rule: dict[str, Any], name: str) -> str:
+        return "reduces" if rule[name]["reduces"] else "does not reduce"
+
+    best = min(runs, key=lambda r: (not r["inputs"][train]["reduces"], r["inputs"][train]["seeds"])) if runs else None
+    minutes = ", ".join(f"{r['wall_s'] / 60:.0f}" for r in runs)
+    gp = (f"the GP default's best rule in {len(runs)} run{'s' if len(runs) > 1 else ''} ({minutes} min on 2 cores) "
+          f"uses {best['inputs'][train]['seeds']} seeds ({best['inputs']['trianglebox_point2']['seeds']} at the test "
+          f"point; fewest per run: {', '.join(str(r['inputs'][train]['seeds']) for r in runs)})"
           if best else "no GP run recorded")
-    return (f"On the paper's triangle-box (IBP relations only, no Lorentz or symmetry identities; {results['machine']}, "
-            f"{results['date'][:10]}), the standard seeding ({results['standard']['equations']:,} equations) is scored in "
-            f"{results['cost_ms']['laporta'] / 1e3:.2f} s; the paper's 92-seed rule (as transcribed) "
-            f"{'reduces' if rules['usovitsch']['train']['reduces'] else 'does not reduce'} the target, evoloop's smallest "
-            f"certified list has {rules['smallest certified']['train']['seeds']} seeds, and {gp} "
-            "([table](bench/RESULTS.md#ibp-triangle-box)).")
+    return (f"On the paper's triangle-box with IBP and Lorentz-invariance equations (no symmetries; "
+            f"{results['machine']}, {results['date'][:10]}), the standard seeding "
+            f"({results['standard'][train]['equations']:,} equations) is scored in "
+            f"{results['cost_ms'][train]['laporta'] / 1e3:.2f} s; the paper's 92-seed rule (as transcribed) "
+            f"{reduces(rules['usovitsch'], train)} the target ({reduces(rules['usovitsch'], 'trianglebox_ibp_only')} "
+            f"with IBP alone), evoloop's smallest certified list has {rules['smallest certified'][train]['seeds']} "
+            f"seeds, and {gp} ([table](bench/RESULTS.md#ibp-triangle-box)).")
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -281,7 +299,9 @@ def main() -> None:
             else:
                 table.add_row(*cells)
     console.print(table)
-    console.print("\n".join(line for line in text.splitlines()[len(table.rows) + 4:]))
+    lines = text.splitlines()
+    last_row = max(i for i, line in enumerate(lines) if line.startswith("| "))
+    console.print("\n".join(lines[last_row + 1:]))
     marker = TRIANGLEBOX_MARKER if args.trianglebox else README_MARKER
     if not replace_readme_section(marker, text):
         console.print(f"bench/RESULTS.md has no {marker} markers; not updated")
