@@ -17,6 +17,7 @@ import logging
 import operator
 import random
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -98,8 +99,14 @@ class GPConfig:
 
 @dataclass(frozen=True)
 class _Parent:
+    """A parsed parent; never modified (children are built from copies)."""
+
     fn: ast.FunctionDef
     tree: gp.PrimitiveTree | None  # None: edited at the AST level
+    forms: frozenset[str] = frozenset()  # its source as written and as the GP would render it: not a new child
+
+
+PARSED_CACHE = 4096  # parents kept parsed: islands' best programs come back in prompt after prompt
 
 
 @contextlib.contextmanager
@@ -151,6 +158,7 @@ class GPProposer(TextProposer):
             if declaration is not None else infer_signature(seed_fn, config.constant_range))
         self.model = self.signature.describe() if self.signature else "ast-mutation"
         self._pset = build_pset(self.signature) if self.signature else None
+        self._parsed: OrderedDict[tuple[str, str], _Parent | None] = OrderedDict()
         self._seed = self._parse(ast.unparse(seed_fn), seed_fn.name) or _Parent(seed_fn, None)
         self._rng = rng
 
@@ -163,6 +171,17 @@ class GPProposer(TextProposer):
             return [self._propose_one(prompt, n, rnd, toolbox) for prompt in prompts]
 
     def _parse(self, source: str, name: str) -> _Parent | None:
+        key = (source, name)
+        if key in self._parsed:
+            self._parsed.move_to_end(key)
+            return self._parsed[key]
+        parent = self._parse_new(source, name)
+        self._parsed[key] = parent
+        if len(self._parsed) > PARSED_CACHE:
+            self._parsed.popitem(last=False)
+        return parent
+
+    def _parse_new(self, source: str, name: str) -> _Parent | None:
         fn = find_function(source, name)
         if fn is None:
             return None
@@ -170,7 +189,10 @@ class GPProposer(TextProposer):
         cfg = self.config
         if tree is not None and (tree.height > cfg.max_height or len(tree) > cfg.max_nodes):
             tree = None  # over the limits: GP offspring would only copy it back
-        return _Parent(fn, tree)
+        forms = {ast.unparse(fn)}
+        if tree is not None:
+            forms.add(render_function(fn, name, tree_to_expr(tree)))
+        return _Parent(fn, tree, frozenset(forms))
 
     def _toolbox(self, rnd: random.Random) -> base.Toolbox:
         cfg, pset = self.config, self._pset
@@ -192,8 +214,7 @@ class GPProposer(TextProposer):
                      tb: base.Toolbox | None) -> list[str]:
         name = prompt.function_name
         parents = [p for src in prompt.functions if (p := self._parse(src, name)) is not None]
-        seen = {ast.unparse(p.fn) for p in parents}
-        seen |= {render_function(p.fn, name, tree_to_expr(p.tree)) for p in parents if p.tree}
+        seen = set().union(*(p.forms for p in parents))
         out: list[str] = []
         for _ in range(n):
             candidate = None
