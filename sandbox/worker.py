@@ -15,8 +15,8 @@ length-prefixed frames (`sandbox.protocol`):
   run `entry` on the inputs cached under `key`; reply with the outcome
   (`encode_outcome`), or MISSING_INPUTS if that key is no longer cached.
 
-At start it imports PRELOAD, so that every forked child starts warm, and
-then announces {"ready": true, "pid": ..., "layers": {...}} (Layers.to_json).
+At start it imports PRELOAD, so that every forked child starts warm (and
+later the modules programs keep importing: `Learned`), and then announces {"ready": true, "pid": ..., "layers": {...}} (Layers.to_json).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import select
 import signal
 import sys
@@ -42,14 +43,23 @@ from sandbox.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
-# Imported once here, so that candidates find them warm (and whatever the file
-# system lets the candidate's uid read): numpy, scipy and the stdlib modules
-# that numeric heuristics use.
+# Imported once here, so that candidates find them warm: numpy and the stdlib
+# modules that numeric heuristics use. Not scipy: it makes every fork about
+# 0.9 ms dearer (more pages to map and tear down), and most specs never touch
+# it; programs that do import it get it preloaded by `Learned` below.
 PRELOAD = (
     "itertools", "math", "cmath", "dataclasses", "functools", "collections", "heapq", "bisect", "random",
     "statistics", "fractions", "decimal", "operator", "typing", "re", "json", "copy", "string", "enum", "array",
-    "encodings.idna", "numpy", "scipy", "scipy.optimize", "scipy.special",
+    "encodings.idna", "numpy",
 )
+# Other packages the worker may preload once programs keep importing them, and
+# stdlib modules it never imports itself (they act on import, or pull a GUI).
+LEARNABLE_PACKAGES = frozenset({"scipy", "sympy", "mpmath", "networkx", "numba", "evolve"})
+NEVER_PRELOADED = frozenset({"antigravity", "this", "turtle", "turtledemo", "tkinter", "idlelib", "webbrowser",
+                             "pydoc", "pdb", "code", "doctest", "unittest", "ensurepip", "venv", "lib2to3"})
+LEARN_AFTER = 2  # programs that import a module before the worker preloads it
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)[ \t]+import|import[ \t]+([^#;\n]+))",
+                     re.MULTILINE)
 INPUTS_CACHED = 8  # distinct input sets kept per worker
 MAX_REQUEST_BYTES = (1 << 32) - 1  # requests come from the trusted loop: the header's own bound
 
@@ -98,9 +108,43 @@ def _preload() -> None:
             log.debug("not preloading %s: not installed", name)
 
 
+class Learned:
+    """Modules the programs keep importing: imported here once, so that each child finds them warm.
+
+    The worker reads the import statements of each program (a regular
+    expression, not a parse: a false hit only names a module) and imports a
+    module once LEARN_AFTER programs asked for it, if it is an allowed one:
+    a stdlib module (but NEVER_PRELOADED) or one of LEARNABLE_PACKAGES. The
+    candidate picks at most which of those trusted modules load here; they
+    load from the interpreter's own paths, never from the candidate's files.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.done: set[str] = set()
+        self._allowed = (set(sys.stdlib_module_names) - NEVER_PRELOADED) | LEARNABLE_PACKAGES
+
+    def see(self, program: str) -> None:
+        """Count the modules `program` imports; preload those asked for often enough."""
+        for dotted, plain in _IMPORT.findall(program):
+            names = [dotted] if dotted else [part.split()[0] for part in plain.split(",") if part.strip()]
+            for name in names:
+                if name in sys.modules or name in self.done or name.split(".")[0] not in self._allowed:
+                    continue
+                self.counts[name] = count = self.counts.get(name, 0) + 1
+                if count >= LEARN_AFTER:
+                    self.done.add(name)
+                    try:
+                        importlib.import_module(name)
+                    except Exception as exc:  # noqa: BLE001 (not installed, or broken: the child reports it)
+                        log.debug("not preloading %s: %s", name, exc)
+                    gc.freeze()  # as at start: children leave the new pages alone
+
+
 def serve(requests: int, replies: int, plan: ChildPlan) -> None:
     """Answer framed requests from `requests` on `replies` until EOF."""
     cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    learned = Learned()
     supervisor = Supervisor(plan)
     poller = select.poll()
     poller.register(requests, select.POLLIN)
@@ -124,6 +168,7 @@ def serve(requests: int, replies: int, plan: ChildPlan) -> None:
                 continue
             cache.move_to_end(request["key"])
             limits = Limits(**request["limits"])
+            learned.see(request["program"])
             evaluation = supervisor.run(request["program"], request["entry"], inputs, limits)
             write_frame(replies, encode_outcome(evaluation))
         else:
