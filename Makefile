@@ -76,6 +76,7 @@ bench-speed: $(STAMP)
 	$(BIN)/python bench/bench_bin_packing.py
 	$(BIN)/python bench/bench_loop.py
 	$(BIN)/python bench/bench_sandbox.py
+	$(BIN)/python bench/bench_overhead.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
