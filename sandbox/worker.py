@@ -15,8 +15,9 @@ length-prefixed frames (`sandbox.protocol`):
   run `entry` on the inputs cached under `key`; reply with the outcome
   (`encode_outcome`), or MISSING_INPUTS if that key is no longer cached.
 
-At start it imports PRELOAD, so that every forked child starts warm (and
-later the modules programs keep importing: `Learned`), and then announces {"ready": true, "pid": ..., "layers": {...}} (Layers.to_json).
+At start it imports PRELOAD, so that every forked child starts warm (later
+also the modules programs keep importing: `Learned`), and then announces
+{"ready": true, "pid": ..., "layers": {...}} (Layers.to_json).
 """
 
 from __future__ import annotations
