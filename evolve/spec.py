@@ -50,7 +50,7 @@ from typing import Any
 from evolve.inputs_file import InputsFileError, as_splits as _as_splits, read_inputs_file as _read_inputs_file
 from evolve.notebook import NotebookError, cell_of, notebook_spec
 from evolve.problems import BUILTINS, builtin_path
-from sandbox import Evaluation, FailureKind
+from sandbox import Evaluation, FailureKind, Program
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,18 @@ class Spec:
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def program(self, function_source: str) -> str:
-        """Return the spec's program with the evolved function replaced."""
+        """Return the spec's program with the evolved function replaced.
+
+        A `sandbox.Program` when there is a function: the sandbox then compiles
+        the spec's own code once per worker rather than once per candidate.
+        """
         lines = self.program_source.splitlines()
         start, end = self.function_span
         new = function_source.rstrip("\n").splitlines()
-        return "\n".join(lines[: start - 1] + new + lines[end:]) + "\n"
+        if not new:
+            return "\n".join(lines[: start - 1] + lines[end:]) + "\n"
+        head, tail = lines[: start - 1], lines[end:]
+        return Program(*("".join(line + "\n" for line in part) for part in (head, new, tail)))
 
     def locate(self, evaluation: Evaluation, function_source: str, first_line: int | None = None) -> Evaluation:
         """Say where a failed `self.program(function_source)` failed: in the function, or in the spec.

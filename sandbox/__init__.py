@@ -12,6 +12,7 @@ produced is unpickled there: results come back as checked JSON.
 from sandbox.errors import SandboxError
 from sandbox.isolation import IsolationConfig, Layers
 from sandbox.pool import SandboxPool
+from sandbox.program import Program
 from sandbox.result import Evaluation, FailureKind, Limits
 
-__all__ = ["Evaluation", "FailureKind", "IsolationConfig", "Layers", "Limits", "SandboxError", "SandboxPool"]
+__all__ = ["Evaluation", "FailureKind", "IsolationConfig", "Layers", "Limits", "Program", "SandboxError", "SandboxPool"]

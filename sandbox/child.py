@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from sandbox import layers, procs
 from sandbox.layers import ChildPlan
+from sandbox.program import Template
 from sandbox.protocol import MAX_ERROR_CHARS, encode_outcome, one_line, write_frame
 from sandbox.result import Evaluation, FailureKind, Limits
 
@@ -33,8 +34,11 @@ FSIZE_LIMIT = 1 << 20  # bytes a candidate may write to any one file
 NOFILE_LIMIT = 32  # descriptors a candidate may hold open
 
 
+Source = str | tuple[Template, str]  # a whole program's text, or its spec's compiled template and the function
+
+
 def run_child(
-    program: str, entry: str, inputs: Mapping[str, Any], limits: Limits, result_fd: int, worker: int,
+    program: Source, entry: str, inputs: Mapping[str, Any], limits: Limits, result_fd: int, worker: int,
     plan: ChildPlan,
 ) -> NoReturn:
     """Isolate this process, score `program` on `inputs`, write the outcome to `result_fd`, exit.
@@ -120,7 +124,7 @@ def _set_rlimits(limits: Limits, max_threads: int | None) -> None:
     _lower(resource.RLIMIT_AS, procs.vm_size_bytes() + (limits.memory_mb << 20))
 
 
-def _evaluate(program: str, entry: str, inputs: Mapping[str, Any]) -> Evaluation:
+def _evaluate(program: Source, entry: str, inputs: Mapping[str, Any]) -> Evaluation:
     """Run `program`'s `entry` on each input in order and collect the scores."""
     try:
         function = _load_entry(program, entry)
@@ -175,11 +179,15 @@ def _plain(value: object, depth: int = 0) -> Any:
     raise TypeError(f"{type(value).__name__} is not plain data")
 
 
-def _load_entry(program: str, entry: str) -> Callable[[Any], object]:
+def _load_entry(program: Source, entry: str) -> Callable[[Any], object]:
     """Execute `program` as a fresh module and return its function `entry`."""
     module = types.ModuleType(CANDIDATE_MODULE)
     sys.modules[CANDIDATE_MODULE] = module
-    exec(compile(program, CANDIDATE_FILE, "exec"), module.__dict__)
+    if isinstance(program, str):
+        exec(compile(program, CANDIDATE_FILE, "exec"), module.__dict__)
+    else:
+        template, source = program
+        template.load(source, module.__dict__)
     function: object = module.__dict__.get(entry)
     if function is None:
         raise NameError(f"entry {entry!r} is not defined")

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sandbox import procs
-from sandbox.child import run_child
+from sandbox.child import Source, run_child
 from sandbox.layers import ChildPlan, wipe_scratch
 from sandbox.protocol import FrameTooLarge, ProtocolError, decode_outcome, read_frame
 from sandbox.result import Evaluation, FailureKind, Limits
@@ -62,7 +62,7 @@ class Supervisor:
             procs.reap_children(REAP_TIMEOUT_S)  # processes that left the group: we are their subreaper
             wipe_scratch(self.plan)  # nothing a candidate wrote reaches the next one
 
-    def run(self, program: str, entry: str, inputs: Mapping[str, Any], limits: Limits) -> Evaluation:
+    def run(self, program: Source, entry: str, inputs: Mapping[str, Any], limits: Limits) -> Evaluation:
         """Run `program` in a fresh forked child under `limits`, and return its checked outcome."""
         self.finish()
         baseline_rss, worker = procs.anon_rss_bytes(), os.getpid()

@@ -14,6 +14,9 @@ length-prefixed frames (`sandbox.protocol`):
 - {"op": "run", "program": str, "entry": str, "key": str, "limits": {...}}:
   run `entry` on the inputs cached under `key`; reply with the outcome
   (`encode_outcome`), or MISSING_INPUTS if that key is no longer cached.
+  A `sandbox.program.Program` (what the loop sends) carries its spec's code
+  apart: the worker compiles that once per spec (`Templates`, which also
+  preloads the spec's own imports) and each child compiles the function.
 
 At start it imports PRELOAD, so that every forked child starts warm (later
 also the modules programs keep importing: `Learned`), and then announces
@@ -37,7 +40,9 @@ from typing import Any
 
 from sandbox import layers, namespaces, procs
 from sandbox.isolation import IsolationConfig
+from sandbox.child import CANDIDATE_FILE, Source
 from sandbox.layers import ChildPlan
+from sandbox.program import Program, Templates
 from sandbox.protocol import MISSING_INPUTS, encode_outcome, read_frame, write_frame
 from sandbox.result import Limits
 from sandbox.supervise import Supervisor
@@ -125,15 +130,15 @@ class Learned:
         self.done: set[str] = set()
         self._allowed = (set(sys.stdlib_module_names) - NEVER_PRELOADED) | LEARNABLE_PACKAGES
 
-    def see(self, program: str) -> None:
-        """Count the modules `program` imports; preload those asked for often enough."""
+    def see(self, program: str, after: int = LEARN_AFTER) -> None:
+        """Count the modules `program` imports; preload those asked for `after` times (1: the spec's own)."""
         for dotted, plain in _IMPORT.findall(program):
             names = [dotted] if dotted else [part.split()[0] for part in plain.split(",") if part.strip()]
             for name in names:
                 if name in sys.modules or name in self.done or name.split(".")[0] not in self._allowed:
                     continue
                 self.counts[name] = count = self.counts.get(name, 0) + 1
-                if count >= LEARN_AFTER:
+                if count >= after:
                     self.done.add(name)
                     try:
                         importlib.import_module(name)
@@ -142,10 +147,24 @@ class Learned:
                     gc.freeze()  # as at start: children leave the new pages alone
 
 
+def _source(program: str, templates: Templates, learned: Learned) -> Source:
+    """What the child runs: a Program's compiled template and function, or a plain program's text."""
+    if not isinstance(program, Program):
+        learned.see(program)
+        return program
+    known = templates.known(program)
+    template = templates.get(program)
+    if not known:  # a spec seen for the first time: its own imports run in every child
+        learned.see(program.head + program.tail, after=1)
+    learned.see(program.function)
+    return str(program) if template is None else (template, program.function)
+
+
 def serve(requests: int, replies: int, plan: ChildPlan) -> None:
     """Answer framed requests from `requests` on `replies` until EOF."""
     cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
     learned = Learned()
+    templates = Templates(CANDIDATE_FILE)
     supervisor = Supervisor(plan)
     poller = select.poll()
     poller.register(requests, select.POLLIN)
@@ -169,8 +188,8 @@ def serve(requests: int, replies: int, plan: ChildPlan) -> None:
                 continue
             cache.move_to_end(request["key"])
             limits = Limits(**request["limits"])
-            learned.see(request["program"])
-            evaluation = supervisor.run(request["program"], request["entry"], inputs, limits)
+            source = _source(request["program"], templates, learned)
+            evaluation = supervisor.run(source, request["entry"], inputs, limits)
             write_frame(replies, encode_outcome(evaluation))
         else:
             raise ValueError(f"unknown sandbox request {op!r}")
