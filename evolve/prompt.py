@@ -1,7 +1,7 @@
 """Render a prompt for a language model: FunSearch's completion format, chat, and diff.
 
     prompt = build_prompt(island, parent_ids, functions, scores, "priority", preface)
-    prompt.text                     # the completion (base-model) format
+    render(prompt, "completion").text  # the completion (base-model) format
     render(prompt, "chat").messages  # the same content for an instruct model
 
 Completion format (FunSearch): the spec's preface, then the k sampled
@@ -91,15 +91,14 @@ def build_prompt(
     island: int, parent_ids: Sequence[int], functions: Sequence[str], scores: Sequence[float],
     name: str, preface: str,
 ) -> Prompt:
-    """Return a Prompt whose `text` is the completion format."""
-    text = completion_text(preface, functions, name) if functions else ""
-    return Prompt(island, tuple(parent_ids), tuple(functions), tuple(scores), name, text=text, preface=preface)
+    """Return a Prompt; `render` writes its text when a proposer needs it (GP does not)."""
+    return Prompt(island, tuple(parent_ids), tuple(functions), tuple(scores), name, preface=preface)
 
 
 def render(prompt: Prompt, fmt: PromptFormat) -> Rendered:
     """Render a prompt in one of the three formats."""
     if fmt == "completion":
-        text = prompt.text or completion_text(prompt.preface, prompt.functions, prompt.function_name)
+        text = completion_text(prompt.preface, prompt.functions, prompt.function_name)
         return Rendered(text=text, prefix=header(prompt.functions[-1], prompt.function_name, len(prompt.functions)))
     if fmt == "chat":
         return Rendered(messages=chat_messages(prompt))

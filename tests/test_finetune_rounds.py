@@ -85,7 +85,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     import torch
 
-    from evolve.prompt import build_prompt, spec_preface
+    from evolve.prompt import build_prompt, render, spec_preface
     from evolve.spec import load_spec
 
     torch.set_num_threads(1)
@@ -102,8 +102,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def variant() -> str:
         return seed.replace("    return x\n", body())
 
-    prompts = [build_prompt(0, (1,), (seed,), (-9.0,), spec.function_name, preface).text]
-    prompts += [build_prompt(0, (1, 2), (seed, variant()), (-9.0, -1.0), spec.function_name, preface).text for _ in range(4)]
+    prompts = [render(build_prompt(0, (1,), (seed,), (-9.0,), spec.function_name, preface), "completion").text]
+    prompts += [render(build_prompt(0, (1, 2), (seed, variant()), (-9.0, -1.0), spec.function_name, preface),
+                       "completion").text for _ in range(4)]
     return teach(directory, [(draw.choice(prompts), body()) for _ in range(128)])
 
 

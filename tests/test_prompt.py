@@ -25,7 +25,7 @@ def _defs(text: str) -> list[str]:
 def test_completion_versions_are_numbered_worst_first_and_the_header_is_v_k(k: int) -> None:
     functions = [WORST, MIDDLE, BEST][:k]
     prompt = build_prompt(3, tuple(range(k)), functions, [float(i) for i in range(k)], "priority", "import numpy as np\n")
-    text = prompt.text
+    text = render(prompt, "completion").text
     assert text.startswith("import numpy as np\n")
     assert _defs(text) == [f"priority_v{i}" for i in range(k + 1)]
     docs = re.findall(r'"""(.*?)"""', text, re.S)
@@ -37,8 +37,9 @@ def test_completion_versions_are_numbered_worst_first_and_the_header_is_v_k(k: i
 
 def test_recursive_calls_follow_the_rename_and_the_header_keeps_a_multiline_signature() -> None:
     prompt = build_prompt(0, (1, 2, 3), (WORST, MIDDLE, BEST), (0.0, 1.0, 2.0), "priority", "")
-    assert "return priority_v1(item / 2, bins)" in prompt.text
-    assert "# recursion on purpose" in prompt.text  # comments are kept as written
+    text = render(prompt, "completion").text
+    assert "return priority_v1(item / 2, bins)" in text
+    assert "# recursion on purpose" in text  # comments are kept as written
     assert header(BEST, "priority", 3) == (
         'def priority_v3(item: float,\n             bins: np.ndarray) -> np.ndarray:\n'
         '    """Improved version of `priority_v2`."""\n'
@@ -58,7 +59,7 @@ def test_funsearch_spec_two_space_indent_round_trip() -> None:
     prompt = build_prompt(0, (1,), (spec.function,), (-1.0,), spec.function_name, spec_preface(spec))
     rendered = render(prompt, "completion")
     assert rendered.prefix.startswith("def priority_v1(item: float, bins: np.ndarray) -> np.ndarray:\n  \"\"\"Improved")
-    assert prompt.text.endswith(rendered.prefix)
+    assert rendered.text.endswith(rendered.prefix)
     # A base model continues the text: the candidate is the header plus its body.
     parsed = parse_candidate(rendered.prefix + "  return -(bins - item) / item\n\n\ndef priority_v2(", prompt)
     assert parsed.function == (

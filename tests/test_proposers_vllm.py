@@ -22,7 +22,7 @@ import pytest
 from conftest import evolve
 from evolve import session
 from evolve.config import RunConfig
-from evolve.prompt import build_prompt
+from evolve.prompt import build_prompt, render
 from evolve.proposers.base import ProposerError
 from evolve.proposers.lm import SamplingConfig, VLLMConfig
 from evolve.proposers.vllm_engine import vllm_proposer
@@ -120,7 +120,7 @@ def test_engine_is_built_lazily_once_and_batches_every_prompt(stand_in: ModuleTy
     assert llm.kwargs["enable_prefix_caching"] is True and llm.kwargs["model"] == "m" and llm.kwargs["seed"] == 5
     assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_model_len"] == 4096
     kind, prompts, params, lora = llm.calls[0]
-    assert kind == "generate" and prompts == [p.text for p in PROMPTS] and lora is None  # one call for the whole batch
+    assert kind == "generate" and prompts == [render(p, "completion").text for p in PROMPTS] and lora is None  # one call for the whole batch
     assert (params.n, params.temperature, params.top_p) == (4, 1.0, 0.95) and "\ndef " in params.stop
     assert len(out) == 3 and all(len(o) == 4 for o in out) and len(out2) == 1
     assert out[0][0] == 'def priority_v1(item, bins):\n    """Improved version of `priority_v0`."""\n    return -(bins - item) * 1.01\n'

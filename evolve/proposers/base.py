@@ -25,8 +25,9 @@ class Prompt:
 
     `functions` are the sources of the evolved function of each parent (its
     name as in the spec), in ascending score order; `preface` is the spec's
-    code above the evolved function; `text` is the same content rendered in
-    FunSearch's completion format (see `evolve.prompt`).
+    code above the evolved function. `evolve.prompt.render` turns it into
+    text or messages, only for the proposers that read them (GP reads the
+    functions alone).
     """
 
     island: int
@@ -34,7 +35,6 @@ class Prompt:
     functions: tuple[str, ...]
     scores: tuple[float, ...]
     function_name: str
-    text: str = ""
     preface: str = ""
 
     def __post_init__(self) -> None:
