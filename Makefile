@@ -11,7 +11,7 @@ DEMO_DB := runs/demo.db
 # Tests with the real model assemble it once per machine here, not once per test session.
 TEST_MODELS := $(HOME)/.cache/evoloop/test-models
 
-.PHONY: demo demo-llm lint test test-slow bench bench-speed install clean
+.PHONY: demo demo-llm lint test test-slow bench bench-long bench-speed install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/suite.py
+
+# The long-budget suite (bench/suite_long.py): GP default, 4 problems x 3 seeds x
+# MINUTES of wall time each (default 60: about 12 hours on 2 free cores).
+MINUTES ?= 60
+bench-long: $(BENCH_STAMP)
+	$(BIN)/python bench/suite_long.py --minutes $(MINUTES)
 
 # The speed benchmarks: simulator cost, loop and sandbox overhead.
 bench-speed: $(STAMP)

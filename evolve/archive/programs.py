@@ -65,6 +65,16 @@ class ProgramReads:
         rows = self._select("WHERE score IS NOT NULL AND sample <= ? ORDER BY score DESC, id ASC LIMIT 1", (sample,))
         return rows[0] if rows else None
 
+    def best_recorded_by(self, when: float) -> ProgramRow | None:
+        """Return the best valid program recorded at or before Unix time `when` (the first to reach its score)."""
+        rows = self._select("WHERE score IS NOT NULL AND created <= ? ORDER BY score DESC, id ASC LIMIT 1", (when,))
+        return rows[0] if rows else None
+
+    def samples_recorded_by(self, when: float) -> int:
+        """Return how many samples had been drawn when the last program recorded by Unix time `when` was."""
+        row = self.conn.execute("SELECT MAX(sample) FROM programs WHERE created <= ?", (when,)).fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
     def written_by(self, proposer: str) -> list[ProgramRow]:
         """Return every program a proposer wrote, in id order."""
         return self._select("WHERE proposer = ? ORDER BY id", (proposer,))

@@ -1,0 +1,283 @@
+"""The long-budget suite: what an hour of 2 CPU cores buys the GP default, per problem and seed.
+
+    make bench-long                     # 4 problems x 3 seeds x 60 min: about 12 hours on 2 free cores
+    .venv/bin/python bench/suite_long.py [--minutes 60] [--only cap_set ...] [--seeds 0 1 2] [--workers 2]
+    .venv/bin/python bench/suite_long.py --from bench/results/<date>-<machine>-long.json   # re-render only
+
+Each run evolves for a fixed wall time with no sample cap. Afterwards its
+archive gives, for each checkpoint time, the best program recorded by then
+(by train score) and how many samples had been drawn; each of those programs
+is scored once on the test split. The results file (rewritten after every
+run, so a crash keeps what was measured) holds all of it; the headline table
+(mean and min-max over seeds of each problem's target figure, the time each
+run took to reach its final figure, the target), the curves against wall time
+and against samples, and the `search-long` section of bench/RESULTS.md are
+rendered from that file alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from common import RESULTS_PAGE, replace_results_section
+from evolve import session
+from evolve.archive import Archive, ProgramRow
+from evolve.config import RunConfig
+from sandbox import Limits, SandboxPool
+
+import suite
+import suite_report
+
+LONG_MARKER = "search-long"  # bench/RESULTS.md's section
+SUMMARY_MARKER = "search-long-summary"  # the README's headline table
+README = suite_report.REPO / "README.md"
+SAMPLE_CAP = 10**9  # the run stops on time, never on samples
+FRACTIONS = (0.0, 1 / 60, 1 / 30, 1 / 12, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 5 / 6, 1.0)  # checkpoints, of the run's time
+console = Console()
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One problem's figure of merit: a metric averaged over some inputs of a split, and the issue's target."""
+
+    split: str
+    inputs: tuple[str, ...]  # averaged
+    target: float  # met when the mean over seeds is at least as good
+    reference: tuple[str, float]  # (who, figure) published
+    label: str
+
+
+HEADLINES: dict[str, Headline] = {
+    "bin_packing_weibull": Headline("test", ("Weibull 5k",), 1.0, ("FunSearch", 0.68), "Weibull 5k test excess, %"),
+    "bin_packing_or": Headline("test", ("OR1", "OR2", "OR3", "OR4"), 4.5, ("FunSearch", 3.77),
+                               "OR1-OR4 mean test excess, %"),
+    "cap_set": Headline("train", ("n8",), 400, ("FunSearch", 512), "cap set size, n = 8"),
+    "circle_packing": Headline("test", ("n26",), 2.635, ("best published", 2.6359830853),
+                               "sum of radii, n = 26 (zero tolerance)"),
+}
+VIEWS: dict[str, suite.View] = {
+    **{p: suite.VIEWS[p] for p in HEADLINES if p in suite.VIEWS},
+    "circle_packing": suite.View(
+        "sum_of_radii", "sum of radii of n circles in the unit square (no overlap, no tolerance)", False,
+        (("test", "n26"),), references={"best published": {"n26": 2.6359830853}}),
+}
+
+
+def checkpoint_seconds(minutes: float) -> list[float]:
+    return [round(f * minutes * 60, 3) for f in FRACTIONS]
+
+
+def run_config(seed: int, workers: int, seconds: float) -> RunConfig:
+    """The GP default, stopped by wall time alone."""
+    return RunConfig().replace(loop={"budget": SAMPLE_CAP, "seed": seed, "time_limit_s": seconds},
+                               sandbox={"workers": workers})
+
+
+def by_time(archive: Archive, start: float, seconds: Sequence[float]) -> list[tuple[float, int, ProgramRow | None]]:
+    """Per checkpoint: (seconds after start, samples drawn by then, the best valid program recorded by then)."""
+    return [(s, archive.samples_recorded_by(start + s), archive.best_recorded_by(start + s)) for s in seconds]
+
+
+def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, pool: SandboxPool) -> dict[str, Any]:
+    """Evolve `problem` for `minutes`; return the run's record with its checkpoints scored on train and test."""
+    config = run_config(seed, workers, minutes * 60)
+    archive, spec = session.new_run(problem, tmp / f"{problem}-{seed}-{time.time_ns()}.db", config)
+    started, cpu = time.perf_counter(), suite.cpu_seconds()
+    with session.pool_for(config) as run_pool:
+        evolution = session.open_evolution(archive, spec, config, run_pool, fresh=True)
+        seed_row = archive.best_until(0)  # the seed, evaluated by open_evolution: the clock starts there
+        evolution.run()
+    seconds, cpu = time.perf_counter() - started, suite.cpu_seconds() - cpu
+    start = seed_row.created if seed_row and seed_row.created else time.time() - seconds
+    points = by_time(archive, start, checkpoint_seconds(minutes))
+    stats = evolution.stats
+    archive.close()
+    scored = suite.score_checkpoints(spec, [(s, p) for s, _, p in points], pool)
+    checkpoints = [{**c, "seconds": s, "samples": n} for c, (s, n, _) in zip(scored, points)]
+    final = points[-1][2]
+    return {
+        "problem": problem, "seed": seed, "minutes": minutes, "seconds": seconds, "cpu_s": cpu,
+        "evaluated": stats.evaluated, "valid_share": stats.valid / max(stats.evaluated, 1),
+        "samples": points[-1][1], "checkpoints": checkpoints,
+        "reached_s": (final.created - start) if final and final.created else None,
+        "reached_samples": final.sample if final else None, "function": final.function if final else None,
+    }
+
+
+def run_suite(problems: Sequence[str], seeds: Sequence[int], minutes: float, workers: int, out: Path) -> dict[str, Any]:
+    """Run each problem once per seed, in sequence; rewrite `out` after each run; return the results."""
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": suite.machine(), "python": sys.version.split()[0],
+        "workers": workers, "seeds": list(seeds), "minutes": minutes, "load_before": list(os.getloadavg()),
+        "complete": False, "views": {p: dataclasses.asdict(VIEWS[p]) for p in problems},
+        "headlines": {p: dataclasses.asdict(HEADLINES[p]) for p in problems}, "baselines": {}, "runs": [],
+    }
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, SandboxPool(workers, Limits(timeout_s=600)) as pool:
+        for problem in problems:
+            results["baselines"][problem] = suite.baselines(problem, pool)
+        for problem in problems:
+            for seed in seeds:
+                record = one_run(problem, seed, minutes, workers, Path(tmp), pool)
+                results["runs"].append(record)
+                results["wall_s"] = time.perf_counter() - started
+                suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
+                figure = headline_value(results, record["checkpoints"][-1], problem)
+                console.print(f"{problem} seed {seed}: {record['samples']} samples in {record['seconds']:.0f} s, "
+                              f"{HEADLINES[problem].label} {figure}", highlight=False)
+    results.update(complete=True, wall_s=time.perf_counter() - started, load_after=list(os.getloadavg()))
+    suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
+    return results
+
+
+# -- rendering (from the results dict alone) ---------------------------------------------------------
+
+
+def headline_value(results: Mapping[str, Any], checkpoint: Mapping[str, Any], problem: str) -> float | None:
+    """The problem's headline figure for one checkpoint's program; None when it failed."""
+    head, view = results["headlines"][problem], results["views"][problem]
+    return suite_report.mean(suite_report.metric(checkpoint[head["split"]], view, n) for n in head["inputs"])
+
+
+def _better(a: float, b: float, lower: bool) -> bool:
+    return a <= b if lower else a >= b
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "fail" if value is None else f"{value:.{digits}f}"
+
+
+def headline_table(results: Mapping[str, Any]) -> list[str]:
+    minutes = results["minutes"]
+    lines = [f"GP default, {minutes:g} min per run on {results['machine']} ({results['workers']} workers), "
+             f"seed{'s' if len(results['seeds']) > 1 else ''} {', '.join(map(str, results['seeds']))}; mean (min-max) over seeds of the best program by train "
+             "score at the end, and the minutes each run took to first reach it.", "",
+             "| problem | figure | mean (min-max) | target (at 1 h, 3 seeds) | published | samples per run | reached after, min |",
+             "|---|---|---|---|---|---|---|"]
+    for problem, head in results["headlines"].items():
+        runs = [r for r in results["runs"] if r["problem"] == problem]
+        if not runs:
+            continue
+        lower = results["views"][problem]["lower_is_better"]
+        digits = 0 if results["views"][problem]["metric"] == "size" else (2 if lower else 4)
+        values = [headline_value(results, r["checkpoints"][-1], problem) for r in runs]
+        ok = [v for v in values if v is not None]
+        avg = statistics.fmean(ok) if len(ok) == len(values) else None
+        met = "" if avg is None else (" (met)" if _better(avg, head["target"], lower) else " (not met)")
+        spread = f" ({_f(min(ok), digits)}-{_f(max(ok), digits)})" if len(ok) > 1 else ""
+        reached = ", ".join("?" if r["reached_s"] is None else f"{r['reached_s'] / 60:.1f}" for r in runs)
+        samples = ", ".join(f"{r['samples']:,}" for r in runs)
+        who, figure = head["reference"]
+        lines.append(f"| `{problem}` | {head['label']} | {_f(avg, digits)}{spread} | "
+                     f"{'≤' if lower else '≥'} {head['target']:g}{met} | {figure:g} ({who}) | {samples} | {reached} |")
+    return lines
+
+
+def plot(results: Mapping[str, Any], path: Path) -> Path:
+    """Per problem: the headline figure against wall time and against samples, one line per seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problems = [p for p in results["headlines"] if any(r["problem"] == p for r in results["runs"])]
+    fig, axes = plt.subplots(len(problems), 2, figsize=(9.5, 3.0 * len(problems)), squeeze=False)
+    for row, problem in zip(axes, problems):
+        head = results["headlines"][problem]
+        for run in (r for r in results["runs"] if r["problem"] == problem):
+            ys = [math.nan if (v := headline_value(results, c, problem)) is None else v for c in run["checkpoints"]]
+            row[0].plot([c["seconds"] / 60 for c in run["checkpoints"]], ys, marker=".", label=f"seed {run['seed']}")
+            row[1].plot([max(c["samples"], 1) for c in run["checkpoints"]], ys, marker=".")
+        for ax, xlabel in zip(row, ("wall time, min", "samples")):
+            ax.axhline(head["target"], color="tab:green", ls="--", lw=1, label="target")
+            ax.axhline(head["reference"][1], color="tab:red", ls=":", lw=1.5, label=head["reference"][0])
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+        row[1].set_xscale("log")
+        row[0].set_ylabel(head["label"], fontsize=8)
+        row[0].legend(fontsize=7, loc="best")
+        row[0].set_title(problem, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def markdown(results: Mapping[str, Any], image: str | None) -> str:
+    lines = headline_table(results)
+    load = ", ".join(f"{x:.2f}" for x in results["load_before"][:1] + results.get("load_after", [math.nan])[:1])
+    lines += ["", f"Load average before and after: {load}; suite wall time {results.get('wall_s', 0) / 3600:.1f} h"
+              + ("" if results["complete"] else " (incomplete: the file holds the runs finished so far)") + "."]
+    if image:
+        lines += ["", f"![headline figure against wall time and samples]({image})"]
+    for run in results["runs"]:
+        if run["function"]:
+            lines += ["", f"<details><summary>{run['problem']} seed {run['seed']}: the best program</summary>", "",
+                      "```python", run["function"].rstrip(), "```", "", "</details>"]
+    return "\n".join(lines)
+
+
+def render(results: Mapping[str, Any], out: Path, page: Path | None = RESULTS_PAGE,
+           readme: Path | None = README) -> list[Path]:
+    """Write the PNG and `<out stem>.md`; rewrite the section of `page` and the headline of `readme` if given."""
+    image = plot(results, out.with_suffix(".png"))
+    md = out.with_suffix(".md")
+    md.write_text(markdown(results, image.name) + "\n")
+    written = [image, md]
+    reproduce = ("Reproduce: `make bench-long` (1 hour per run; `bench/suite_long.py --minutes M` for shorter runs); "
+                 f"`.venv/bin/python bench/suite_long.py --from {suite_report._relative(out, suite_report.REPO)}` "
+                 "re-renders from the results file.")
+    if page is not None:
+        section = markdown(results, suite_report._relative(image, page.parent)) + "\n\n" + reproduce
+        if not replace_results_section(LONG_MARKER, section, page):
+            raise SystemExit(f"{page} has no <!-- {LONG_MARKER}:start --> / <!-- {LONG_MARKER}:end --> markers")
+        written.append(page)
+    if readme is not None:
+        if not replace_results_section(SUMMARY_MARKER, "\n".join(headline_table(results)), readme):
+            raise SystemExit(f"{readme} has no <!-- {SUMMARY_MARKER}:start --> / <!-- {SUMMARY_MARKER}:end --> markers")
+        written.append(readme)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(HEADLINES), help="run only these problems")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(suite.SEEDS), help="seeds (default 0 1 2)")
+    parser.add_argument("--minutes", type=float, default=60.0, help="wall time per run (default 60)")
+    parser.add_argument("--workers", type=int, default=2, help="sandbox workers per run (default 2)")
+    parser.add_argument("--out", type=Path, help="results file (default bench/results/<date>-<machine>-long.json)")
+    parser.add_argument("--no-page", action="store_true", help="do not rewrite bench/RESULTS.md and the README")
+    parser.add_argument("--from", dest="from_file", type=Path, help="re-render from this results file; run nothing")
+    args = parser.parse_args()
+    if args.from_file:
+        if not args.from_file.is_file():
+            raise SystemExit(f"{args.from_file}: no such results file")
+        results, out = json.loads(args.from_file.read_text()), args.from_file
+    else:
+        if args.minutes <= 0:
+            raise SystemExit(f"--minutes must be > 0, got {args.minutes:g}")
+        problems = args.only or list(HEADLINES)
+        out = args.out or suite.RESULTS / f"{time.strftime('%Y-%m-%d')}-{suite.machine()}-long.json"
+        console.print(f"{len(problems)} problems x {len(args.seeds)} seeds x {args.minutes:g} min, writing {out}")
+        results = run_suite(problems, args.seeds, args.minutes, args.workers, out)
+    page = None if args.no_page else RESULTS_PAGE
+    written = render(results, out, page, None if args.no_page else README)
+    console.print("\n".join(headline_table(results)), soft_wrap=True, markup=False, highlight=False)
+    console.print("wrote " + ", ".join(str(p) for p in [out, *written]))
+
+
+if __name__ == "__main__":
+    main()

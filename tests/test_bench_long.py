@@ -1,0 +1,80 @@
+"""The long-budget suite (bench/suite_long.py): one real short timed run, its checkpoints by wall time, rendering.
+
+Cost: about 15 s on 2 cores (a 6-second run through the real sandbox, its
+checkpoints scored on test, one matplotlib figure).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))  # bench/ holds scripts, not a package
+
+import suite_long  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("long") / "long.json"
+    got = suite_long.run_suite(["bin_packing_or"], [0], 0.1, 1, out)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(got))  # the file holds what was returned
+    return got
+
+
+def test_a_timed_run_stops_on_time_and_records_best_so_far_by_wall_time(results: dict) -> None:
+    [run] = results["runs"]
+    assert 5.5 < run["seconds"] < 20  # 6 s of evolution, then the archive is read; no sample cap stops it
+    cps = run["checkpoints"]
+    assert [c["seconds"] for c in cps] == suite_long.checkpoint_seconds(0.1)
+    samples = [c["samples"] for c in cps]
+    assert samples == sorted(samples) and samples[0] <= 1 < samples[-1] == run["samples"]
+    # At 0 s the best is the seed (best fit), scored on train and test like the baseline measured apart.
+    best_fit = results["baselines"]["bin_packing_or"]["best_fit"]
+    assert cps[0]["train"]["score"] == best_fit["train"]["score"]
+    assert cps[0]["test"]["metrics"] == best_fit["test"]["metrics"]
+    trains = [c["train"]["score"] for c in cps]
+    assert trains == sorted(trains)  # best so far never gets worse
+    assert 0 <= run["reached_s"] <= run["seconds"] and 0 <= run["reached_samples"] < run["samples"]
+    assert run["function"].startswith("def priority(")
+
+
+def test_the_headline_table_gives_mean_spread_target_and_time_to_reach(results: dict) -> None:
+    two = copy.deepcopy(results)
+    second = copy.deepcopy(two["runs"][0])
+    second["seed"], second["reached_s"] = 1, 150.0
+    for c in second["checkpoints"]:  # seed 1 is 1.0 point better on every OR set at the end
+        if c is second["checkpoints"][-1]:
+            c["test"]["metrics"]["excess_percent"] = {k: v - 1.0 for k, v in c["test"]["metrics"]["excess_percent"].items()}
+    two["runs"].append(second)
+    two["seeds"] = [0, 1]
+    first = suite_long.headline_value(two, two["runs"][0]["checkpoints"][-1], "bin_packing_or")
+    [row] = [l for l in suite_long.headline_table(two) if l.startswith("| `bin_packing_or`")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == f"{first - 0.5:.2f} ({first - 1.0:.2f}-{first:.2f})"
+    assert cells[3] == "≤ 4.5 (" + ("met" if first - 0.5 <= 4.5 else "not met") + ")"
+    assert cells[4] == "3.77 (FunSearch)"
+    assert cells[6].endswith(", 2.5")  # 150 s
+
+
+def test_render_writes_curves_table_and_both_page_blocks(results: dict, tmp_path: Path) -> None:
+    page, readme = tmp_path / "RESULTS.md", tmp_path / "README.md"
+    for path, marker in ((page, "search-long"), (readme, "search-long-summary")):
+        path.write_text(f"head\n<!-- {marker}:start -->\nold\n<!-- {marker}:end -->\ntail\n")
+    out = tmp_path / "r.json"
+    written = suite_long.render(results, out, page, readme)
+    assert out.with_suffix(".png").read_bytes().startswith(PNG)
+    assert "| `bin_packing_or` |" in page.read_text() and "old" not in page.read_text()
+    assert "def priority(" in page.read_text() and "def priority(" not in readme.read_text()
+    assert readme.read_text().startswith("head\n") and "| `bin_packing_or` |" in readme.read_text()
+    assert set(written) == {out.with_suffix(".png"), out.with_suffix(".md"), page, readme}
+    (page.write_text("no markers\n"))
+    with pytest.raises(SystemExit, match="markers"):
+        suite_long.render(results, out, page, None)
