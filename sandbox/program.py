@@ -88,16 +88,13 @@ class Templates:
         self.filename = filename
         self._cache: OrderedDict[tuple[str, str], Template | None] = OrderedDict()
 
-    def known(self, program: Program) -> bool:
-        """Whether `program`'s spec is cached (compiled, or found not to compile alone)."""
-        return (program.head, program.tail) in self._cache
-
-    def get(self, program: Program) -> Template | None:
-        """Return the compiled template of `program`'s spec; None when its head or tail alone does not compile."""
+    def get(self, program: Program) -> tuple[Template | None, bool]:
+        """Return the compiled template of `program`'s spec (None: its head or tail alone does not compile)
+        and whether this is the first time the spec was seen."""
         key = (program.head, program.tail)
         if key in self._cache:
             self._cache.move_to_end(key)
-            return self._cache[key]
+            return self._cache[key], False
         try:
             template: Template | None = Template(*key, self.filename)
         except (SyntaxError, ValueError):  # e.g. a function split off mid-statement: compile the whole text instead
@@ -105,4 +102,4 @@ class Templates:
         self._cache[key] = template
         while len(self._cache) > TEMPLATES_CACHED:
             self._cache.popitem(last=False)
-        return template
+        return template, True

@@ -152,9 +152,8 @@ def _source(program: str, templates: Templates, learned: Learned) -> Source:
     if not isinstance(program, Program):
         learned.see(program)
         return program
-    known = templates.known(program)
-    template = templates.get(program)
-    if not known:  # a spec seen for the first time: its own imports run in every child
+    template, first_sight = templates.get(program)
+    if first_sight:  # the spec's own imports run in every child
         learned.see(program.head + program.tail, after=1)
     learned.see(program.function)
     return str(program) if template is None else (template, program.function)
