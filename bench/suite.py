@@ -257,6 +257,13 @@ def run_suite(entries: Sequence[Entry], seeds: Sequence[int], workers: int, out:
     return results
 
 
+def load_results(path: Path) -> dict[str, Any]:
+    """Read a results file for `--from`; a one-line exit when there is none."""
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such results file")
+    return json.loads(path.read_text())
+
+
 def select(entries: Sequence[Entry], only: Sequence[str] | None, proposers: Sequence[str]) -> list[Entry]:
     """Keep the entries of the chosen problems, once per available proposer (ablations: GP only)."""
     out = []
@@ -284,9 +291,7 @@ def main() -> None:
                         help="re-render the tables, plots and bench/RESULTS.md section from this results file; run nothing")
     args = parser.parse_args()
     if args.from_file:
-        if not args.from_file.is_file():
-            raise SystemExit(f"{args.from_file}: no such results file")
-        results, out = json.loads(args.from_file.read_text()), args.from_file
+        results, out = load_results(args.from_file), args.from_file
     else:
         proposers = available_proposers(args.proposers, args.model)
         entries = select(MAIN + (() if args.no_ablations else ABLATIONS), args.only, proposers)

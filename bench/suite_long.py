@@ -263,9 +263,7 @@ def main() -> None:
     parser.add_argument("--from", dest="from_file", type=Path, help="re-render from this results file; run nothing")
     args = parser.parse_args()
     if args.from_file:
-        if not args.from_file.is_file():
-            raise SystemExit(f"{args.from_file}: no such results file")
-        results, out = json.loads(args.from_file.read_text()), args.from_file
+        results, out = suite.load_results(args.from_file), args.from_file
     else:
         if args.minutes <= 0:
             raise SystemExit(f"--minutes must be > 0, got {args.minutes:g}")
