@@ -31,6 +31,16 @@ def llm_programs(db: Path) -> list[tuple[str, str]]:
         return conn.execute("SELECT proposer, COALESCE(adapter, '') FROM programs WHERE proposer = 'llamacpp'").fetchall()
 
 
+def llm_programs_so_far(db: Path) -> int:
+    """Count them while a run writes the file: 0 until it exists and its tables are made (creating is not atomic)."""
+    try:
+        return len(llm_programs(db)) if db.exists() else 0
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return 0
+
+
 def servers_of(pid: int) -> list[int]:
     """Return the llama.cpp server processes below `pid`."""
     return [p for p in descendants([pid]) if "llamacpp_serve" in command_line(p)]
@@ -62,7 +72,7 @@ def test_kill_9_leaves_no_server_and_resume_starts_it_again(gemma_gguf: Path, tm
     config = small_config(tmp_path)
     proc = start_run(db, config, gemma_gguf, budget=400)
     try:
-        assert wait_for(lambda: db.exists() and len(llm_programs(db)) >= 2, 300), proc.stderr and proc.stderr.read()
+        assert wait_for(lambda: llm_programs_so_far(db) >= 2, 300), proc.stderr and proc.stderr.read()
         servers = servers_of(proc.pid)
         assert len(servers) == 1
         proc.kill()  # SIGKILL: no cleanup in the loop at all
@@ -84,7 +94,7 @@ def test_ctrl_c_stops_within_seconds_and_leaves_no_server(gemma_gguf: Path, tmp_
     db = tmp_path / "stopped.db"
     proc = start_run(db, small_config(tmp_path), gemma_gguf, budget=400)
     try:
-        assert wait_for(lambda: bool(servers_of(proc.pid)) and db.exists() and len(llm_programs(db)) >= 1, 300)
+        assert wait_for(lambda: bool(servers_of(proc.pid)) and llm_programs_so_far(db) >= 1, 300)
         servers = servers_of(proc.pid)
         out, err, took = interrupt(proc)  # once: the batch being proposed is dropped, the one in the sandbox kept
     finally:
