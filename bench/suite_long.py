@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -81,9 +82,9 @@ def checkpoint_seconds(minutes: float) -> list[float]:
     return [round(f * minutes * 60, 3) for f in FRACTIONS]
 
 
-def run_config(seed: int, workers: int, seconds: float) -> RunConfig:
-    """The GP default, stopped by wall time alone."""
-    return RunConfig().replace(loop={"budget": SAMPLE_CAP, "seed": seed, "time_limit_s": seconds},
+def run_config(seed: int, workers: int, seconds: float, cascade: bool = False) -> RunConfig:
+    """The GP default, stopped by wall time alone (with `cascade`: loop.cascade on)."""
+    return RunConfig().replace(loop={"budget": SAMPLE_CAP, "seed": seed, "time_limit_s": seconds, "cascade": cascade},
                                sandbox={"workers": workers})
 
 
@@ -92,9 +93,10 @@ def by_time(archive: Archive, start: float, seconds: Sequence[float]) -> list[tu
     return [(s, archive.samples_recorded_by(start + s), archive.best_recorded_by(start + s)) for s in seconds]
 
 
-def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, pool: SandboxPool) -> dict[str, Any]:
+def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, pool: SandboxPool,
+            cascade: bool = False) -> dict[str, Any]:
     """Evolve `problem` for `minutes`; return the run's record with its checkpoints scored on train and test."""
-    config = run_config(seed, workers, minutes * 60)
+    config = run_config(seed, workers, minutes * 60, cascade)
     archive, spec = session.new_run(problem, tmp / f"{problem}-{seed}-{time.time_ns()}.db", config)
     started, cpu = time.perf_counter(), suite.cpu_seconds()
     with session.pool_for(config) as run_pool:
@@ -110,7 +112,8 @@ def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, po
     checkpoints = [{**c, "seconds": s, "samples": n} for c, (s, n, _) in zip(scored, points)]
     final = points[-1][2]
     return {
-        "problem": problem, "seed": seed, "minutes": minutes, "seconds": seconds, "cpu_s": cpu,
+        "problem": problem, "seed": seed, "cascade": cascade, "culled": stats.failures.get("culled", 0),
+        "minutes": minutes, "seconds": seconds, "cpu_s": cpu,
         "evaluated": stats.evaluated, "valid_share": stats.valid / max(stats.evaluated, 1),
         "samples": points[-1][1], "checkpoints": checkpoints,
         "reached_s": (final.created - start) if final and final.created else None,
@@ -118,11 +121,12 @@ def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, po
     }
 
 
-def run_suite(problems: Sequence[str], seeds: Sequence[int], minutes: float, workers: int, out: Path) -> dict[str, Any]:
-    """Run each problem once per seed, in sequence; rewrite `out` after each run; return the results."""
+def run_suite(problems: Sequence[str], seeds: Sequence[int], minutes: float, workers: int, out: Path,
+              arms: Sequence[bool] = (False,)) -> dict[str, Any]:
+    """Run each problem once per seed and arm (cascade off/on, side by side), in sequence; rewrite `out` after each run."""
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": suite.machine(), "python": sys.version.split()[0],
-        "workers": workers, "seeds": list(seeds), "minutes": minutes, "load_before": list(os.getloadavg()),
+        "workers": workers, "seeds": list(seeds), "arms": list(arms), "minutes": minutes, "load_before": list(os.getloadavg()),
         "complete": False, "views": {p: dataclasses.asdict(VIEWS[p]) for p in problems},
         "headlines": {p: dataclasses.asdict(HEADLINES[p]) for p in problems}, "baselines": {}, "runs": [],
     }
@@ -131,13 +135,13 @@ def run_suite(problems: Sequence[str], seeds: Sequence[int], minutes: float, wor
         for problem in problems:
             results["baselines"][problem] = suite.baselines(problem, pool)
         for problem in problems:
-            for seed in seeds:
-                record = one_run(problem, seed, minutes, workers, Path(tmp), pool)
+            for seed, cascade in itertools.product(seeds, arms):
+                record = one_run(problem, seed, minutes, workers, Path(tmp), pool, cascade)
                 results["runs"].append(record)
                 results["wall_s"] = time.perf_counter() - started
                 suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
                 figure = headline_value(results, record["checkpoints"][-1], problem)
-                console.print(f"{problem} seed {seed}: {record['samples']} samples in {record['seconds']:.0f} s, "
+                console.print(f"{problem}{_arm(results, record)} seed {seed}: {record['samples']} samples in {record['seconds']:.0f} s, "
                               f"{HEADLINES[problem].label} {figure}", highlight=False)
     results.update(complete=True, wall_s=time.perf_counter() - started, load_after=list(os.getloadavg()))
     suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
@@ -161,6 +165,21 @@ def _f(value: float | None, digits: int) -> str:
     return "fail" if value is None else f"{value:.{digits}f}"
 
 
+def _arm(results: Mapping[str, Any], run: Mapping[str, Any]) -> str:
+    """" (cascade)" for a run with the evaluation cascade where the file holds such runs, else ""."""
+    return " (cascade)" if run.get("cascade") else ""
+
+
+def _groups(results: Mapping[str, Any]) -> list[tuple[str, bool, list[Mapping[str, Any]]]]:
+    """(problem, cascade, its runs) in the file's order: one group per problem and arm."""
+    groups: dict[tuple[str, bool], list[Mapping[str, Any]]] = {}
+    for problem in results["headlines"]:
+        for run in results["runs"]:
+            if run["problem"] == problem:
+                groups.setdefault((problem, bool(run.get("cascade"))), []).append(run)
+    return [(problem, cascade, runs) for (problem, cascade), runs in groups.items()]
+
+
 def headline_table(results: Mapping[str, Any]) -> list[str]:
     minutes = results["minutes"]
     lines = [f"GP default, {minutes:g} min per run on {results['machine']} ({results['workers']} workers), "
@@ -168,10 +187,8 @@ def headline_table(results: Mapping[str, Any]) -> list[str]:
              "score at the end, and the minutes each run took to first reach it.", "",
              "| problem | figure | mean (min-max) | target (at 1 h, 3 seeds) | published | samples per run | reached after, min |",
              "|---|---|---|---|---|---|---|"]
-    for problem, head in results["headlines"].items():
-        runs = [r for r in results["runs"] if r["problem"] == problem]
-        if not runs:
-            continue
+    for problem, _cascade, runs in _groups(results):
+        head = results["headlines"][problem]
         lower = results["views"][problem]["lower_is_better"]
         digits = 0 if results["views"][problem]["metric"] == "size" else (2 if lower else 4)
         values = [headline_value(results, r["checkpoints"][-1], problem) for r in runs]
@@ -182,7 +199,7 @@ def headline_table(results: Mapping[str, Any]) -> list[str]:
         reached = ", ".join("?" if r["reached_s"] is None else f"{r['reached_s'] / 60:.1f}" for r in runs)
         samples = ", ".join(f"{r['samples']:,}" for r in runs)
         who, figure = head["reference"]
-        lines.append(f"| `{problem}` | {head['label']} | {_f(avg, digits)}{spread} | "
+        lines.append(f"| `{problem}`{_arm(results, runs[0])} | {head['label']} | {_f(avg, digits)}{spread} | "
                      f"{'≤' if lower else '≥'} {head['target']:g}{met} | {figure:g} ({who}) | {samples} | {reached} |")
     return lines
 
@@ -198,9 +215,10 @@ def plot(results: Mapping[str, Any], path: Path) -> Path:
     for row, problem in zip(axes, problems):
         head = results["headlines"][problem]
         for run in (r for r in results["runs"] if r["problem"] == problem):
+            style = "--" if run.get("cascade") else "-"
             ys = [math.nan if (v := headline_value(results, c, problem)) is None else v for c in run["checkpoints"]]
-            row[0].plot([c["seconds"] / 60 for c in run["checkpoints"]], ys, marker=".", label=f"seed {run['seed']}")
-            row[1].plot([max(c["samples"], 1) for c in run["checkpoints"]], ys, marker=".")
+            row[0].plot([c["seconds"] / 60 for c in run["checkpoints"]], ys, style, marker=".", label=f"seed {run['seed']}{_arm(results, run)}")
+            row[1].plot([max(c["samples"], 1) for c in run["checkpoints"]], ys, style, marker=".")
         for ax, xlabel in zip(row, ("wall time, min", "samples")):
             ax.axhline(head["target"], color="tab:green", ls="--", lw=1, label="target")
             ax.axhline(head["reference"][1], color="tab:red", ls=":", lw=1.5, label=head["reference"][0])
@@ -225,7 +243,7 @@ def markdown(results: Mapping[str, Any], image: str | None) -> str:
         lines += ["", f"![headline figure against wall time and samples]({image})"]
     for run in results["runs"]:
         if run["function"]:
-            lines += ["", f"<details><summary>{run['problem']} seed {run['seed']}: the best program</summary>", "",
+            lines += ["", f"<details><summary>{run['problem']}{_arm(results, run)} seed {run['seed']}: the best program</summary>", "",
                       "```python", run["function"].rstrip(), "```", "", "</details>"]
     return "\n".join(lines)
 
@@ -258,6 +276,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(suite.SEEDS), help="seeds (default 0 1 2)")
     parser.add_argument("--minutes", type=float, default=60.0, help="wall time per run (default 60)")
     parser.add_argument("--workers", type=int, default=2, help="sandbox workers per run (default 2)")
+    parser.add_argument("--cascade", choices=("off", "on", "both"), default="off",
+                        help="loop.cascade for every run, or both arms side by side per seed (default off)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results/<date>-<machine>-long.json)")
     parser.add_argument("--no-page", action="store_true", help="do not rewrite bench/RESULTS.md and the README")
     parser.add_argument("--from", dest="from_file", type=Path, help="re-render from this results file; run nothing")
@@ -270,7 +290,8 @@ def main() -> None:
         problems = args.only or list(HEADLINES)
         out = args.out or suite.RESULTS / f"{time.strftime('%Y-%m-%d')}-{suite.machine()}-long.json"
         console.print(f"{len(problems)} problems x {len(args.seeds)} seeds x {args.minutes:g} min, writing {out}")
-        results = run_suite(problems, args.seeds, args.minutes, args.workers, out)
+        arms = {"off": (False,), "on": (True,), "both": (False, True)}[args.cascade]
+        results = run_suite(problems, args.seeds, args.minutes, args.workers, out, arms)
     page = None if args.no_page else RESULTS_PAGE
     written = render(results, out, page, None if args.no_page else README)
     console.print("\n".join(headline_table(results)), soft_wrap=True, markup=False, highlight=False)

@@ -43,6 +43,10 @@ class LoopConfig:
     prompts_per_batch: int = 8  # prompts sampled from the islands per batch
     samples_per_prompt: int = 2  # candidates asked of the proposer per prompt
     seed: int = 0  # seeds the one RNG behind island sampling and the GP proposer
+    # Evaluation cascade: a candidate that scores below its island's best on the first train input is
+    # recorded `culled`, and its other inputs are not run. Only where there are several train inputs and
+    # the sandbox's scores are real (not a spec whose `@evolve.score` scores in trusted code).
+    cascade: bool = False
 
     def __post_init__(self) -> None:
         if self.budget < 1:

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,7 +31,7 @@ from evolve.proposers.base import Origin, Prompt, Proposer, ProposerInterrupted
 from evolve.spec import Spec, SpecError
 from islands import Member, ProgramsDatabase
 from evolve.executor import Evaluator
-from sandbox import Evaluation, FailureKind
+from sandbox import Evaluation, FailureKind, Limits
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class Evolution:
         self.stats = stats or Stats()
         self.limits = config.sandbox.limits
         self.train = spec.inputs("train")
+        self._cascade = config.loop.cascade and len(self.train) > 1 and not spec.claims_are_placeholders
         # Parents' sources, most recently used last; bounded so that a run of days keeps a flat memory.
         self._functions: OrderedDict[int, str] = OrderedDict()
         self._preface = spec_preface(spec)  # the spec above the evolved function: every prompt starts with it
@@ -270,8 +271,16 @@ class Evolution:
             with self._done_lock:
                 self._outstanding += 1
             c.future = self._verified(self.pool.submit(self.spec.program(c.function), self.spec.entry, self.train,
-                                                       self.limits))
+                                                       self._limits_for(c.prompt.island)))
             c.future.add_done_callback(self._note_done)
+
+    def _limits_for(self, island: int) -> Limits:
+        """Return the limits of a candidate from `island`: with the cascade, a floor on the first input."""
+        if not self._cascade or island < 0:
+            return self.limits
+        first = next(iter(self.train))
+        best = self.islands.best_scores(island).get(first)
+        return self.limits if best is None else replace(self.limits, floors=((first, best),))
 
     def _verified(self, future: Future[Evaluation]) -> Future[Evaluation]:
         """Return a future of the evaluation as the spec's trusted check scores it (run in a verifier thread)."""

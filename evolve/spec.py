@@ -189,6 +189,11 @@ class Spec:
         """Whether results are re-scored by trusted code (`@evolve.check` or `@evolve.score`)."""
         return bool(self._role_function("score") or self._role_function("check"))
 
+    @property
+    def claims_are_placeholders(self) -> bool:
+        """Whether the sandbox's scores mean nothing until trusted code scores the output (`@evolve.score`)."""
+        return self._role_function("score") is not None
+
     def verify(self, split: str, evaluation: Evaluation) -> Evaluation:
         """Re-score a successful evaluation with the spec's `@evolve.check` (or `@evolve.score`), if it has one.
 

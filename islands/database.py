@@ -191,6 +191,13 @@ class ProgramsDatabase:
             raise EmptyDatabaseError("no program registered yet")
         return top.best.program_id, top.best_score
 
+    def best_scores(self, island: int) -> dict[str, float]:
+        """Return the per-input scores of `island`'s best program ({} while it is empty)."""
+        best = self._islands[island].best
+        if best is None or self._inputs is None:
+            return {}
+        return dict(zip(self._inputs, best.signature))
+
     def islands_summary(self) -> list[IslandSummary]:
         """Return one summary per island, in island order."""
         return [

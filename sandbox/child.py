@@ -53,7 +53,7 @@ def run_child(
         except (OSError, ValueError) as exc:  # a prctl or setrlimit the kernel refused
             evaluation = Evaluation(failure=FailureKind.ERROR, error=one_line(f"sandbox setup failed: {exc}"))
         else:
-            evaluation = _evaluate(program, entry, inputs)
+            evaluation = _evaluate(program, entry, inputs, dict(limits.floors))
         write_frame(result_fd, encode_outcome(evaluation))
         status = 0
     finally:
@@ -124,8 +124,8 @@ def _set_rlimits(limits: Limits, max_threads: int | None) -> None:
     _lower(resource.RLIMIT_AS, procs.vm_size_bytes() + (limits.memory_mb << 20))
 
 
-def _evaluate(program: Source, entry: str, inputs: Mapping[str, Any]) -> Evaluation:
-    """Run `program`'s `entry` on each input in order and collect the scores."""
+def _evaluate(program: Source, entry: str, inputs: Mapping[str, Any], floors: Mapping[str, float]) -> Evaluation:
+    """Run `program`'s `entry` on each input in order and collect the scores; stop below an input's floor."""
     try:
         function = _load_entry(program, entry)
         scores: dict[str, float] = {}
@@ -149,6 +149,10 @@ def _evaluate(program: Source, entry: str, inputs: Mapping[str, Any]) -> Evaluat
                     ),
                 )
             scores[name] = score
+            if name in floors and score < floors[name] and len(scores) < len(inputs):
+                return Evaluation(failure=FailureKind.CULLED, error=one_line(
+                    f"scored {score:.6g} on input {name!r}, below its floor {floors[name]:.6g}: "
+                    f"the other {len(inputs) - len(scores)} inputs were not run"))
     except MemoryError as exc:
         return _failure(FailureKind.MEMORY, exc)
     except Exception as exc:

@@ -22,6 +22,7 @@ class FailureKind(str, enum.Enum):
     INVALID_OUTPUT = "invalid-output"  # returned something that is not a finite number
     FORBIDDEN = "forbidden"  # tried something the sandbox does not allow
     LOST = "lost"  # the machine running it went away (a distributed pool), and retries ran out
+    CULLED = "culled"  # scored below its floor on an input (an evaluation cascade); the rest were not run
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,13 @@ class Limits:
     timeout_s: float = 30.0  # wall clock, from fork to result
     memory_mb: int = 1024  # extra address space above the worker's baseline
     max_output_bytes: int = 1 << 20  # the child's JSON result is cut off past this
+    # An evaluation cascade: (input, floor) pairs; a program that scores below an input's floor stops
+    # there, `culled`, and the inputs after it are not run. Empty: every input runs.
+    floors: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
+        # A JSON round trip (worker protocol, Ray) hands the pairs back as lists.
+        object.__setattr__(self, "floors", tuple((str(name), float(floor)) for name, floor in self.floors))
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
         if self.memory_mb < 16:

@@ -78,3 +78,15 @@ def test_render_writes_curves_table_and_both_page_blocks(results: dict, tmp_path
     (page.write_text("no markers\n"))
     with pytest.raises(SystemExit, match="markers"):
         suite_long.render(results, out, page, None)
+
+
+def test_cascade_arms_get_a_row_each(results: dict) -> None:
+    both = copy.deepcopy(results)
+    arm = copy.deepcopy(both["runs"][0])
+    arm["cascade"], arm["samples"] = True, 12_345
+    both["runs"].append(arm)
+    both["arms"] = [False, True]
+    rows = [l for l in suite_long.headline_table(both) if l.startswith("| `bin_packing_or`")]
+    assert [r.split("|")[1].strip() for r in rows] == ["`bin_packing_or`", "`bin_packing_or` (cascade)"]
+    assert "12,345" in rows[1] and "12,345" not in rows[0]
+    assert "bin_packing_or (cascade) seed 0" in suite_long.markdown(both, None)
