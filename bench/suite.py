@@ -258,10 +258,13 @@ def run_suite(entries: Sequence[Entry], seeds: Sequence[int], workers: int, out:
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    """Read a results file for `--from`; a one-line exit when there is none."""
-    if not path.is_file():
-        raise SystemExit(f"{path}: no such results file")
-    return json.loads(path.read_text())
+    """Read a results file for `--from`; a one-line exit (status 2, a user's mistake) when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        why = "no such results file" if not path.is_file() else f"not a results file ({exc})"
+        print(f"{path}: {why}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def select(entries: Sequence[Entry], only: Sequence[str] | None, proposers: Sequence[str]) -> list[Entry]:

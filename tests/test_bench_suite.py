@@ -176,7 +176,12 @@ def test_from_re_renders_without_running(crafted: dict[str, Any], tmp_path: Path
     assert (tmp_path / "r-cap_set.png").read_bytes()[:8] == PNG
     missing = subprocess.run([sys.executable, str(BENCH / "suite.py"), "--from", str(tmp_path / "nope.json")],
                              capture_output=True, text=True, timeout=120)
-    assert missing.returncode != 0 and missing.stderr.strip() == f"{tmp_path / 'nope.json'}: no such results file"
+    assert missing.returncode == 2 and missing.stderr.strip() == f"{tmp_path / 'nope.json'}: no such results file"
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = subprocess.run([sys.executable, str(BENCH / "suite_long.py"), "--from", str(tmp_path / "bad.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith(f"{tmp_path / 'bad.json'}: not a results file (")
+    assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_language_model_proposers_join_only_where_they_can_run() -> None:
