@@ -32,6 +32,7 @@ from evolve.proposers.gp.mutate_ast import crossover_functions, mutate_function,
 from evolve.proposers.gp.primitives import (
     Signature, build_pset, infer_signature, signature_from_declaration,
 )
+from evolve.proposers.gp.semantic import Probe, Seen
 from evolve.proposers.gp.simplify import simplify
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ class GPConfig:
     ast_max_mutations: int = 2  # an AST child gets 1..this many edits
     max_ast_nodes: int = 1500  # AST children larger than this are not wrapped or grafted
     max_retries: int = 8  # attempts per child to avoid repeating a parent or sibling
+    # Expression children whose outputs on a fixed probe set equal those of a program this proposer wrote
+    # before (or of a parent) count as repeats too: semantic dedupe (evolve/proposers/gp/semantic.py).
+    semantic_dedupe: bool = True
 
     def __post_init__(self) -> None:
         for name in ("crossover_prob", "mutation_after_crossover_prob", "fresh_prob",
@@ -104,6 +108,7 @@ class _Parent:
     fn: ast.FunctionDef
     tree: gp.PrimitiveTree | None  # None: edited at the AST level
     forms: frozenset[str] = frozenset()  # its source as written and as the GP would render it: not a new child
+    key: bytes | None = None  # its semantic fingerprint (expression parents with a probe)
 
 
 PARSED_CACHE = 4096  # parents kept parsed: islands' best programs come back in prompt after prompt
@@ -159,6 +164,9 @@ class GPProposer(TextProposer):
         self.model = self.signature.describe() if self.signature else "ast-mutation"
         self._pset = build_pset(self.signature) if self.signature else None
         self._parsed: OrderedDict[tuple[str, str], _Parent | None] = OrderedDict()
+        self._probe = Probe.for_signature(self.signature) if self.signature and config.semantic_dedupe else None
+        self._seen = Seen()  # fingerprints of the children proposed so far
+        self.semantic_repeats = 0  # children drawn again because they repeated a known program's outputs
         self._seed = self._parse(ast.unparse(seed_fn), seed_fn.name) or _Parent(seed_fn, None)
         self._rng = rng
 
@@ -189,10 +197,12 @@ class GPProposer(TextProposer):
         cfg = self.config
         if tree is not None and (tree.height > cfg.max_height or len(tree) > cfg.max_nodes):
             tree = None  # over the limits: GP offspring would only copy it back
-        forms = {ast.unparse(fn)}
+        forms, key = {ast.unparse(fn)}, None
         if tree is not None:
-            forms.add(render_function(fn, name, tree_to_expr(tree)))
-        return _Parent(fn, tree, frozenset(forms))
+            expr = tree_to_expr(tree)
+            forms.add(render_function(fn, name, expr))
+            key = self._probe.fingerprint(expr) if self._probe else None
+        return _Parent(fn, tree, frozenset(forms), key)
 
     def _toolbox(self, rnd: random.Random) -> base.Toolbox:
         cfg, pset = self.config, self._pset
@@ -215,33 +225,44 @@ class GPProposer(TextProposer):
         name = prompt.function_name
         parents = [p for src in prompt.functions if (p := self._parse(src, name)) is not None]
         seen = set().union(*(p.forms for p in parents))
+        for p in parents:
+            if p.key is not None:
+                self._seen.add(p.key)
         out: list[str] = []
         for _ in range(n):
-            candidate = None
+            candidate, key = None, None
             for _attempt in range(self.config.max_retries):
                 try:
-                    candidate = self._child(parents, name, rnd, tb)
+                    candidate, expr = self._child(parents, name, rnd, tb)
                 except (IndexError, RecursionError, SyntaxError, ValueError) as exc:
                     logger.warning("gp child failed (%s: %s); retrying", type(exc).__name__, exc)
                     continue
-                if candidate not in seen:
+                if candidate in seen:
+                    continue
+                key = self._probe.fingerprint(expr) if self._probe and expr is not None else None
+                if key is None or key not in self._seen:
                     break
+                self.semantic_repeats += 1
             if candidate is None:  # every attempt failed: repeat a parent rather than nothing
                 candidate = ast.unparse((parents[-1] if parents else self._seed).fn)
             seen.add(candidate)
+            if key is not None:
+                self._seen.add(key)
             out.append(candidate)
         return out
 
     def _child(self, parents: list[_Parent], name: str, rnd: random.Random,
-               tb: base.Toolbox | None) -> str:
+               tb: base.Toolbox | None) -> tuple[str, str | None]:
+        """Return a child's source, and its expression when it is a GP tree's (None for an AST edit)."""
         if tb is not None and (not parents or rnd.random() < self.config.fresh_prob):
             template = parents[-1].fn if parents else self._seed.fn
-            return render_function(template, name, self._render(self._fresh_tree()))
+            expr = self._render(self._fresh_tree())
+            return render_function(template, name, expr), expr
         pool = parents or [self._seed]
         parent = rnd.choices(pool, weights=range(1, len(pool) + 1))[0]  # better parents more often
         if parent.tree is not None and tb is not None:
             return self._tree_child(parent, pool, name, rnd, tb)
-        return self._ast_child(parent, pool, name, rnd)
+        return self._ast_child(parent, pool, name, rnd), None
 
     def _fresh_tree(self) -> gp.PrimitiveTree:
         cfg = self.config
@@ -257,7 +278,7 @@ class GPProposer(TextProposer):
         return tree
 
     def _tree_child(self, parent: _Parent, pool: list[_Parent], name: str,
-                    rnd: random.Random, tb: base.Toolbox) -> str:
+                    rnd: random.Random, tb: base.Toolbox) -> tuple[str, str]:
         cfg = self.config
         mates = [p for p in pool if p.tree is not None and p is not parent]
         tree = copy.deepcopy(parent.tree)
@@ -268,7 +289,8 @@ class GPProposer(TextProposer):
                 tree = self._mutate(tree, rnd, tb)
         else:
             tree = self._mutate(tree, rnd, tb)
-        return render_function(parent.fn, name, self._render(tree))
+        expr = self._render(tree)
+        return render_function(parent.fn, name, expr), expr
 
     def _wrap_term(self) -> str:
         """Return a random expression of the return type, for `return old + c * (term)`."""
