@@ -38,6 +38,7 @@ from common import RESULTS_PAGE, replace_results_section
 from evolve import session
 from evolve.archive import Archive, ProgramRow
 from evolve.config import RunConfig
+from evolve.proposers.gp import GPProposer
 from sandbox import Limits, SandboxPool
 
 import suite
@@ -82,10 +83,19 @@ def checkpoint_seconds(minutes: float) -> list[float]:
     return [round(f * minutes * 60, 3) for f in FRACTIONS]
 
 
-def run_config(seed: int, workers: int, seconds: float, cascade: bool = False) -> RunConfig:
-    """The GP default, stopped by wall time alone (with `cascade`: loop.cascade on)."""
-    return RunConfig().replace(loop={"budget": SAMPLE_CAP, "seed": seed, "time_limit_s": seconds, "cascade": cascade},
-                               sandbox={"workers": workers})
+# Variants run side by side with --arms: settings over the GP default.
+ARMS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {},
+    "cascade": {"loop": {"cascade": True}},  # the evaluation cascade (loop.cascade)
+    "no-semantic-dedupe": {"gp": {"semantic_dedupe": False}},  # source dedupe only, as before 2026-12-07
+}
+
+
+def run_config(seed: int, workers: int, seconds: float, arm: str = "default") -> RunConfig:
+    """The GP default (with an arm's settings over it), stopped by wall time alone."""
+    config = RunConfig().replace(loop={"budget": SAMPLE_CAP, "seed": seed, "time_limit_s": seconds},
+                                 sandbox={"workers": workers})
+    return config.replace(**ARMS[arm])
 
 
 def by_time(archive: Archive, start: float, seconds: Sequence[float]) -> list[tuple[float, int, ProgramRow | None]]:
@@ -94,9 +104,9 @@ def by_time(archive: Archive, start: float, seconds: Sequence[float]) -> list[tu
 
 
 def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, pool: SandboxPool,
-            cascade: bool = False) -> dict[str, Any]:
+            arm: str = "default") -> dict[str, Any]:
     """Evolve `problem` for `minutes`; return the run's record with its checkpoints scored on train and test."""
-    config = run_config(seed, workers, minutes * 60, cascade)
+    config = run_config(seed, workers, minutes * 60, arm)
     archive, spec = session.new_run(problem, tmp / f"{problem}-{seed}-{time.time_ns()}.db", config)
     started, cpu = time.perf_counter(), suite.cpu_seconds()
     with session.pool_for(config) as run_pool:
@@ -107,12 +117,14 @@ def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, po
     start = seed_row.created if seed_row and seed_row.created else time.time() - seconds
     points = by_time(archive, start, checkpoint_seconds(minutes))
     stats = evolution.stats
+    repeats = evolution.proposer.semantic_repeats if isinstance(evolution.proposer, GPProposer) else None
     archive.close()
     scored = suite.score_checkpoints(spec, [(s, p) for s, _, p in points], pool)
     checkpoints = [{**c, "seconds": s, "samples": n} for c, (s, n, _) in zip(scored, points)]
     final = points[-1][2]
     return {
-        "problem": problem, "seed": seed, "cascade": cascade, "culled": stats.failures.get("culled", 0),
+        "problem": problem, "seed": seed, "arm": arm, "culled": stats.failures.get("culled", 0),
+        "semantic_repeats": repeats,
         "minutes": minutes, "seconds": seconds, "cpu_s": cpu,
         "evaluated": stats.evaluated, "valid_share": stats.valid / max(stats.evaluated, 1),
         "samples": points[-1][1], "checkpoints": checkpoints,
@@ -122,8 +134,8 @@ def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, po
 
 
 def run_suite(problems: Sequence[str], seeds: Sequence[int], minutes: float, workers: int, out: Path,
-              arms: Sequence[bool] = (False,)) -> dict[str, Any]:
-    """Run each problem once per seed and arm (cascade off/on, side by side), in sequence; rewrite `out` after each run."""
+              arms: Sequence[str] = ("default",)) -> dict[str, Any]:
+    """Run each problem once per seed and arm (ARMS, side by side), in sequence; rewrite `out` after each run."""
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": suite.machine(), "python": sys.version.split()[0],
         "workers": workers, "seeds": list(seeds), "arms": list(arms), "minutes": minutes, "load_before": list(os.getloadavg()),
@@ -135,8 +147,8 @@ def run_suite(problems: Sequence[str], seeds: Sequence[int], minutes: float, wor
         for problem in problems:
             results["baselines"][problem] = suite.baselines(problem, pool)
         for problem in problems:
-            for seed, cascade in itertools.product(seeds, arms):
-                record = one_run(problem, seed, minutes, workers, Path(tmp), pool, cascade)
+            for seed, arm in itertools.product(seeds, arms):
+                record = one_run(problem, seed, minutes, workers, Path(tmp), pool, arm)
                 results["runs"].append(record)
                 results["wall_s"] = time.perf_counter() - started
                 suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
@@ -165,19 +177,25 @@ def _f(value: float | None, digits: int) -> str:
     return "fail" if value is None else f"{value:.{digits}f}"
 
 
+def arm_of(run: Mapping[str, Any]) -> str:
+    """The run's arm (files written before arms had names say `"cascade": true`)."""
+    return run.get("arm") or ("cascade" if run.get("cascade") else "default")
+
+
 def _arm(results: Mapping[str, Any], run: Mapping[str, Any]) -> str:
-    """" (cascade)" for a run with the evaluation cascade where the file holds such runs, else ""."""
-    return " (cascade)" if run.get("cascade") else ""
+    """" (ARM)" for a run of an arm other than the default, else ""."""
+    arm = arm_of(run)
+    return "" if arm == "default" else f" ({arm})"
 
 
-def _groups(results: Mapping[str, Any]) -> list[tuple[str, bool, list[Mapping[str, Any]]]]:
-    """(problem, cascade, its runs) in the file's order: one group per problem and arm."""
-    groups: dict[tuple[str, bool], list[Mapping[str, Any]]] = {}
+def _groups(results: Mapping[str, Any]) -> list[tuple[str, str, list[Mapping[str, Any]]]]:
+    """(problem, arm, its runs) in the file's order: one group per problem and arm."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for problem in results["headlines"]:
         for run in results["runs"]:
             if run["problem"] == problem:
-                groups.setdefault((problem, bool(run.get("cascade"))), []).append(run)
-    return [(problem, cascade, runs) for (problem, cascade), runs in groups.items()]
+                groups.setdefault((problem, arm_of(run)), []).append(run)
+    return [(problem, arm, runs) for (problem, arm), runs in groups.items()]
 
 
 def headline_table(results: Mapping[str, Any]) -> list[str]:
@@ -187,7 +205,7 @@ def headline_table(results: Mapping[str, Any]) -> list[str]:
              "score at the end, and the minutes each run took to first reach it.", "",
              "| problem | figure | mean (min-max) | target (at 1 h, 3 seeds) | published | samples per run | reached after, min |",
              "|---|---|---|---|---|---|---|"]
-    for problem, _cascade, runs in _groups(results):
+    for problem, _arm_name, runs in _groups(results):
         head = results["headlines"][problem]
         lower = results["views"][problem]["lower_is_better"]
         digits = 0 if results["views"][problem]["metric"] == "size" else (2 if lower else 4)
@@ -215,7 +233,7 @@ def plot(results: Mapping[str, Any], path: Path) -> Path:
     for row, problem in zip(axes, problems):
         head = results["headlines"][problem]
         for run in (r for r in results["runs"] if r["problem"] == problem):
-            style = "--" if run.get("cascade") else "-"
+            style = "-" if arm_of(run) == "default" else "--"
             ys = [math.nan if (v := headline_value(results, c, problem)) is None else v for c in run["checkpoints"]]
             row[0].plot([c["seconds"] / 60 for c in run["checkpoints"]], ys, style, marker=".", label=f"seed {run['seed']}{_arm(results, run)}")
             row[1].plot([max(c["samples"], 1) for c in run["checkpoints"]], ys, style, marker=".")
@@ -276,8 +294,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(suite.SEEDS), help="seeds (default 0 1 2)")
     parser.add_argument("--minutes", type=float, default=60.0, help="wall time per run (default 60)")
     parser.add_argument("--workers", type=int, default=2, help="sandbox workers per run (default 2)")
-    parser.add_argument("--cascade", choices=("off", "on", "both"), default="off",
-                        help="loop.cascade for every run, or both arms side by side per seed (default off)")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=["default"],
+                        help="variants to run side by side, per seed: " + "; ".join(
+                            f"{name}: {settings or 'the GP default'}" for name, settings in ARMS.items()))
     parser.add_argument("--out", type=Path, help="results file (default bench/results/<date>-<machine>-long.json)")
     parser.add_argument("--no-page", action="store_true", help="do not rewrite bench/RESULTS.md and the README")
     parser.add_argument("--from", dest="from_file", type=Path, help="re-render from this results file; run nothing")
@@ -290,8 +309,7 @@ def main() -> None:
         problems = args.only or list(HEADLINES)
         out = args.out or suite.RESULTS / f"{time.strftime('%Y-%m-%d')}-{suite.machine()}-long.json"
         console.print(f"{len(problems)} problems x {len(args.seeds)} seeds x {args.minutes:g} min, writing {out}")
-        arms = {"off": (False,), "on": (True,), "both": (False, True)}[args.cascade]
-        results = run_suite(problems, args.seeds, args.minutes, args.workers, out, arms)
+        results = run_suite(problems, args.seeds, args.minutes, args.workers, out, args.arms)
     page = None if args.no_page else RESULTS_PAGE
     written = render(results, out, page, None if args.no_page else README)
     console.print("\n".join(headline_table(results)), soft_wrap=True, markup=False, highlight=False)

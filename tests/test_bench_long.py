@@ -44,6 +44,7 @@ def test_a_timed_run_stops_on_time_and_records_best_so_far_by_wall_time(results:
     assert trains == sorted(trains)  # best so far never gets worse
     assert 0 <= run["reached_s"] <= run["seconds"] and 0 <= run["reached_samples"] < run["samples"]
     assert run["function"].startswith("def priority(")
+    assert run["arm"] == "default" and run["culled"] == 0 and run["semantic_repeats"] > 0
 
 
 def test_the_headline_table_gives_mean_spread_target_and_time_to_reach(results: dict) -> None:
@@ -83,10 +84,14 @@ def test_render_writes_curves_table_and_both_page_blocks(results: dict, tmp_path
 def test_cascade_arms_get_a_row_each(results: dict) -> None:
     both = copy.deepcopy(results)
     arm = copy.deepcopy(both["runs"][0])
-    arm["cascade"], arm["samples"] = True, 12_345
-    both["runs"].append(arm)
-    both["arms"] = [False, True]
+    arm["arm"], arm["samples"] = "cascade", 12_345
+    old = copy.deepcopy(arm)  # a file from before arms had names
+    del old["arm"]
+    old["cascade"] = True
+    both["runs"] += [arm, old]
+    both["arms"] = ["default", "cascade"]
     rows = [l for l in suite_long.headline_table(both) if l.startswith("| `bin_packing_or`")]
     assert [r.split("|")[1].strip() for r in rows] == ["`bin_packing_or`", "`bin_packing_or` (cascade)"]
+    assert rows[1].count("12,345") == 2  # both cascade runs in one row
     assert "12,345" in rows[1] and "12,345" not in rows[0]
     assert "bin_packing_or (cascade) seed 0" in suite_long.markdown(both, None)
