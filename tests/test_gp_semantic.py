@@ -124,3 +124,12 @@ def test_programs_the_probe_calls_one_score_the_same_in_the_sandbox(pool: Sandbo
         a, b = (f.result() for f in futures)
         assert a.ok and b.ok, (a.error, b.error)
         assert all(math.isclose(a.scores[k], b.scores[k], rel_tol=1e-12) for k in a.scores), pair
+
+
+def test_a_parent_outside_the_primitive_set_is_never_evaluated_by_the_probe(tmp_path) -> None:
+    marker = tmp_path / "ran"
+    hostile = BEST_FIT.replace("return -(bins - item)", f"return bins - len(open({str(marker)!r}, 'w').name)")
+    proposer = GPProposer(None, BEST_FIT, np.random.default_rng(0), GPConfig())
+    [out] = proposer.write([Prompt(island=0, parent_ids=(1,), functions=(hostile,), scores=(0.0,),
+                                   function_name="priority")], 8)
+    assert len(out) == 8 and not marker.exists()
