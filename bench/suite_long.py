@@ -267,8 +267,8 @@ def markdown(results: Mapping[str, Any], image: str | None) -> str:
 
 
 def render(results: Mapping[str, Any], out: Path, page: Path | None = RESULTS_PAGE,
-           readme: Path | None = README) -> list[Path]:
-    """Write the PNG and `<out stem>.md`; rewrite the section of `page` and the headline of `readme` if given."""
+           readme: Path | None = README, marker: str = LONG_MARKER) -> list[Path]:
+    """Write the PNG and `<out stem>.md`; rewrite `page`'s section `marker` and the headline of `readme` if given."""
     image = plot(results, out.with_suffix(".png"))
     md = out.with_suffix(".md")
     md.write_text(markdown(results, image.name) + "\n")
@@ -278,8 +278,8 @@ def render(results: Mapping[str, Any], out: Path, page: Path | None = RESULTS_PA
                  "re-renders from the results file.")
     if page is not None:
         section = markdown(results, suite_report._relative(image, page.parent)) + "\n\n" + reproduce
-        if not replace_results_section(LONG_MARKER, section, page):
-            raise SystemExit(f"{page} has no <!-- {LONG_MARKER}:start --> / <!-- {LONG_MARKER}:end --> markers")
+        if not replace_results_section(marker, section, page):
+            raise SystemExit(f"{page} has no <!-- {marker}:start --> / <!-- {marker}:end --> markers")
         written.append(page)
     if readme is not None:
         if not replace_results_section(SUMMARY_MARKER, "\n".join(headline_table(results)), readme):
@@ -299,6 +299,9 @@ def main() -> None:
                             f"{name}: {settings or 'the GP default'}" for name, settings in ARMS.items()))
     parser.add_argument("--out", type=Path, help="results file (default bench/results/<date>-<machine>-long.json)")
     parser.add_argument("--no-page", action="store_true", help="do not rewrite bench/RESULTS.md and the README")
+    parser.add_argument("--section", default=LONG_MARKER,
+                        help=f"the section of bench/RESULTS.md to rewrite (between <!-- NAME:start --> and "
+                        f"<!-- NAME:end -->; default {LONG_MARKER}); the README's headline table only for the default")
     parser.add_argument("--from", dest="from_file", type=Path, help="re-render from this results file; run nothing")
     args = parser.parse_args()
     if args.from_file:
@@ -311,7 +314,8 @@ def main() -> None:
         console.print(f"{len(problems)} problems x {len(args.seeds)} seeds x {args.minutes:g} min, writing {out}")
         results = run_suite(problems, args.seeds, args.minutes, args.workers, out, args.arms)
     page = None if args.no_page else RESULTS_PAGE
-    written = render(results, out, page, None if args.no_page else README)
+    readme = None if args.no_page or args.section != LONG_MARKER else README
+    written = render(results, out, page, readme, args.section)
     console.print("\n".join(headline_table(results)), soft_wrap=True, markup=False, highlight=False)
     console.print("wrote " + ", ".join(str(p) for p in [out, *written]))
 

@@ -95,3 +95,11 @@ def test_cascade_arms_get_a_row_each(results: dict) -> None:
     assert rows[1].count("12,345") == 2  # both cascade runs in one row
     assert "12,345" in rows[1] and "12,345" not in rows[0]
     assert "bin_packing_or (cascade) seed 0" in suite_long.markdown(both, None)
+
+
+def test_render_can_write_another_section_of_the_page(results: dict, tmp_path: Path) -> None:
+    page = tmp_path / "RESULTS.md"
+    page.write_text("<!-- search-long:start -->\nkept\n<!-- search-long:end -->\n<!-- arms:start -->\n<!-- arms:end -->\n")
+    suite_long.render(results, tmp_path / "a.json", page, None, marker="arms")
+    text = page.read_text()
+    assert "kept" in text and text.index("| `bin_packing_or` |") > text.index("<!-- arms:start -->")
