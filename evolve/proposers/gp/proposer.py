@@ -232,6 +232,7 @@ class GPProposer(TextProposer):
         for _ in range(n):
             candidate, key = None, None
             for _attempt in range(self.config.max_retries):
+                key = None  # the fingerprint of this attempt's candidate only
                 try:
                     candidate, expr = self._child(parents, name, rnd, tb)
                 except (IndexError, RecursionError, SyntaxError, ValueError) as exc:
