@@ -111,7 +111,9 @@ class Evolution:
         self.stats = stats or Stats()
         self.limits = config.sandbox.limits
         self.train = spec.inputs("train")
-        self._cascade = config.loop.cascade and len(self.train) > 1 and not spec.claims_are_placeholders
+        # The input the cascade's floor is on (the first train input), None without the cascade.
+        cascade = config.loop.cascade and len(self.train) > 1 and not spec.claims_are_placeholders
+        self._cascade_input = next(iter(self.train)) if cascade else None
         # Parents' sources, most recently used last; bounded so that a run of days keeps a flat memory.
         self._functions: OrderedDict[int, str] = OrderedDict()
         self._preface = spec_preface(spec)  # the spec above the evolved function: every prompt starts with it
@@ -276,9 +278,9 @@ class Evolution:
 
     def _limits_for(self, island: int) -> Limits:
         """Return the limits of a candidate from `island`: with the cascade, a floor on the first input."""
-        if not self._cascade or island < 0:
+        first = self._cascade_input
+        if first is None or island < 0:
             return self.limits
-        first = next(iter(self.train))
         best = self.islands.best_scores(island).get(first)
         return self.limits if best is None else replace(self.limits, floors=((first, best),))
 
