@@ -153,7 +153,7 @@ def run_suite(problems: Sequence[str], seeds: Sequence[int], minutes: float, wor
                 results["wall_s"] = time.perf_counter() - started
                 suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
                 figure = headline_value(results, record["checkpoints"][-1], problem)
-                console.print(f"{problem}{_arm(results, record)} seed {seed}: {record['samples']} samples in {record['seconds']:.0f} s, "
+                console.print(f"{problem}{_arm(record)} seed {seed}: {record['samples']} samples in {record['seconds']:.0f} s, "
                               f"{HEADLINES[problem].label} {figure}", highlight=False)
     results.update(complete=True, wall_s=time.perf_counter() - started, load_after=list(os.getloadavg()))
     suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
@@ -182,7 +182,7 @@ def arm_of(run: Mapping[str, Any]) -> str:
     return run.get("arm") or ("cascade" if run.get("cascade") else "default")
 
 
-def _arm(results: Mapping[str, Any], run: Mapping[str, Any]) -> str:
+def _arm(run: Mapping[str, Any]) -> str:
     """" (ARM)" for a run of an arm other than the default, else ""."""
     arm = arm_of(run)
     return "" if arm == "default" else f" ({arm})"
@@ -217,7 +217,7 @@ def headline_table(results: Mapping[str, Any]) -> list[str]:
         reached = ", ".join("?" if r["reached_s"] is None else f"{r['reached_s'] / 60:.1f}" for r in runs)
         samples = ", ".join(f"{r['samples']:,}" for r in runs)
         who, figure = head["reference"]
-        lines.append(f"| `{problem}`{_arm(results, runs[0])} | {head['label']} | {_f(avg, digits)}{spread} | "
+        lines.append(f"| `{problem}`{_arm(runs[0])} | {head['label']} | {_f(avg, digits)}{spread} | "
                      f"{'≤' if lower else '≥'} {head['target']:g}{met} | {figure:g} ({who}) | {samples} | {reached} |")
     return lines
 
@@ -235,7 +235,7 @@ def plot(results: Mapping[str, Any], path: Path) -> Path:
         for run in (r for r in results["runs"] if r["problem"] == problem):
             style = "-" if arm_of(run) == "default" else "--"
             ys = [math.nan if (v := headline_value(results, c, problem)) is None else v for c in run["checkpoints"]]
-            row[0].plot([c["seconds"] / 60 for c in run["checkpoints"]], ys, style, marker=".", label=f"seed {run['seed']}{_arm(results, run)}")
+            row[0].plot([c["seconds"] / 60 for c in run["checkpoints"]], ys, style, marker=".", label=f"seed {run['seed']}{_arm(run)}")
             row[1].plot([max(c["samples"], 1) for c in run["checkpoints"]], ys, style, marker=".")
         for ax, xlabel in zip(row, ("wall time, min", "samples")):
             ax.axhline(head["target"], color="tab:green", ls="--", lw=1, label="target")
@@ -261,7 +261,7 @@ def markdown(results: Mapping[str, Any], image: str | None) -> str:
         lines += ["", f"![headline figure against wall time and samples]({image})"]
     for run in results["runs"]:
         if run["function"]:
-            lines += ["", f"<details><summary>{run['problem']}{_arm(results, run)} seed {run['seed']}: the best program</summary>", "",
+            lines += ["", f"<details><summary>{run['problem']}{_arm(run)} seed {run['seed']}: the best program</summary>", "",
                       "```python", run["function"].rstrip(), "```", "", "</details>"]
     return "\n".join(lines)
 

@@ -32,6 +32,7 @@ EXP_CLIP = 50.0  # np.exp(50) ~ 5e21: large but finite
 LOG_EPS = 1e-09  # log(|x| + eps) is finite at 0
 CONST_NAME = "#const"  # the ephemeral constant; '#' keeps it apart from argument names
 NUM_PARAMS = 10  # LLM-SR's MAX_NPARAMS: terminals params[0] .. params[9]
+MAX_NUM_PARAMS = 100  # the most a declaration's num_params may ask for
 PARAMS_NAME = "params"  # an array argument of this name is a parameter vector (LLM-SR)
 
 
@@ -144,8 +145,8 @@ def signature_from_declaration(declaration: Mapping, fn: ast.FunctionDef,
     args = tuple((name, _type_name(declared[name], name)) for name in params
                  if name in declared and name not in vectors)
     num_params = declaration.get("num_params", NUM_PARAMS)
-    if not isinstance(num_params, int) or isinstance(num_params, bool) or not 1 <= num_params <= 100:
-        raise ValueError(f"GP declaration: num_params must be an int in [1, 100], got {num_params!r}")
+    if not isinstance(num_params, int) or isinstance(num_params, bool) or not 1 <= num_params <= MAX_NUM_PARAMS:
+        raise ValueError(f"GP declaration: num_params must be an int in [1, {MAX_NUM_PARAMS}], got {num_params!r}")
     terminals = [(f"{name}[{i}]", "scalar") for name in vectors for i in range(num_params)]
     terminals += _declared_terminals(declaration.get("terminals") or {})
     returns = _type_name(declaration.get("returns"), "the return value")

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from evolve.proposers.gp.primitives import NUM_PARAMS, PARAMS_NAME, Signature
+from evolve.proposers.gp.primitives import MAX_NUM_PARAMS, PARAMS_NAME, Signature
 
 PROBES = 6  # argument assignments per expression (each scalar argument gets this many values)
 ARRAY_LENGTH = 32  # values of each array argument per assignment
@@ -57,7 +57,7 @@ class Probe:
         assignments = []
         for _ in range(PROBES):
             names: dict[str, Any] = {name: _values(rng, ARRAY_LENGTH if t == "array" else None) for name, t in sig.args}
-            names.setdefault(PARAMS_NAME, _values(rng, max(NUM_PARAMS, 100)))  # LLM-SR's `params[i]` terminals
+            names.setdefault(PARAMS_NAME, _values(rng, MAX_NUM_PARAMS))  # LLM-SR's `params[i]` terminals
             assignments.append(names)
         probe = cls(assignments)
         for source, _type in sig.terminals:
