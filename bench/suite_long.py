@@ -3,6 +3,7 @@
     make bench-long                     # 4 problems x 3 seeds x 60 min: about 12 hours on 2 free cores
     .venv/bin/python bench/suite_long.py [--minutes 60] [--only cap_set ...] [--seeds 0 1 2] [--workers 2]
     .venv/bin/python bench/suite_long.py --from bench/results/<date>-<machine>-long.json   # re-render only
+    .venv/bin/python bench/suite_long.py --add FILE --only cap_set --seeds 2   # more runs into an earlier file
 
 Each run evolves for a fixed wall time with no sample cap. Afterwards its
 archive gives, for each checkpoint time, the best program recorded by then
@@ -107,6 +108,7 @@ def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, po
             arm: str = "default") -> dict[str, Any]:
     """Evolve `problem` for `minutes`; return the run's record with its checkpoints scored on train and test."""
     config = run_config(seed, workers, minutes * 60, arm)
+    date, load = time.strftime("%Y-%m-%d %H:%M:%S"), list(os.getloadavg())
     archive, spec = session.new_run(problem, tmp / f"{problem}-{seed}-{time.time_ns()}.db", config)
     started, cpu = time.perf_counter(), suite.cpu_seconds()
     with session.pool_for(config) as run_pool:
@@ -123,7 +125,7 @@ def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, po
     checkpoints = [{**c, "seconds": s, "samples": n} for c, (s, n, _) in zip(scored, points)]
     final = points[-1][2]
     return {
-        "problem": problem, "seed": seed, "arm": arm, "culled": stats.failures.get("culled", 0),
+        "problem": problem, "seed": seed, "arm": arm, "date": date, "load_before": load, "culled": stats.failures.get("culled", 0),
         "semantic_repeats": repeats,
         "minutes": minutes, "seconds": seconds, "cpu_s": cpu,
         "evaluated": stats.evaluated, "valid_share": stats.valid / max(stats.evaluated, 1),
@@ -134,30 +136,67 @@ def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, po
 
 
 def run_suite(problems: Sequence[str], seeds: Sequence[int], minutes: float, workers: int, out: Path,
-              arms: Sequence[str] = ("default",)) -> dict[str, Any]:
-    """Run each problem once per seed and arm (ARMS, side by side), in sequence; rewrite `out` after each run."""
-    results: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": suite.machine(), "python": sys.version.split()[0],
-        "workers": workers, "seeds": list(seeds), "arms": list(arms), "minutes": minutes, "load_before": list(os.getloadavg()),
-        "complete": False, "views": {p: dataclasses.asdict(VIEWS[p]) for p in problems},
-        "headlines": {p: dataclasses.asdict(HEADLINES[p]) for p in problems}, "baselines": {}, "runs": [],
-    }
-    started = time.perf_counter()
+              arms: Sequence[str] = ("default",), base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run each problem once per seed and arm (ARMS, side by side), in sequence; rewrite `out` after each run.
+
+    With `base` (an earlier results file of the same minutes and workers) the
+    new runs are added to its runs, so that a suite too long for one sitting
+    can be measured a few runs at a time; each run records when it started
+    and the machine's load then.
+    """
+    if base is not None:
+        results = _extend(base, problems, seeds, minutes, workers, arms)
+    else:
+        results = {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": suite.machine(), "python": sys.version.split()[0],
+            "workers": workers, "seeds": list(seeds), "arms": list(arms), "minutes": minutes,
+            "load_before": list(os.getloadavg()), "complete": False, "views": {}, "headlines": {}, "baselines": {},
+            "runs": [],
+        }
+    results["complete"] = False
+    results["views"].update({p: dataclasses.asdict(VIEWS[p]) for p in problems})
+    results["headlines"].update({p: dataclasses.asdict(HEADLINES[p]) for p in problems})
+    started, spent = time.perf_counter(), results.get("wall_s", 0.0)
     with tempfile.TemporaryDirectory() as tmp, SandboxPool(workers, Limits(timeout_s=600)) as pool:
         for problem in problems:
-            results["baselines"][problem] = suite.baselines(problem, pool)
+            if problem not in results["baselines"]:
+                results["baselines"][problem] = suite.baselines(problem, pool)
         for problem in problems:
             for seed, arm in itertools.product(seeds, arms):
                 record = one_run(problem, seed, minutes, workers, Path(tmp), pool, arm)
                 results["runs"].append(record)
-                results["wall_s"] = time.perf_counter() - started
+                results["wall_s"] = spent + time.perf_counter() - started
                 suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
                 figure = headline_value(results, record["checkpoints"][-1], problem)
                 console.print(f"{problem}{_arm(record)} seed {seed}: {record['samples']} samples in {record['seconds']:.0f} s, "
                               f"{HEADLINES[problem].label} {figure}", highlight=False)
-    results.update(complete=True, wall_s=time.perf_counter() - started, load_after=list(os.getloadavg()))
+    results.update(complete=True, wall_s=spent + time.perf_counter() - started, load_after=list(os.getloadavg()))
     suite.write_atomic(out, json.dumps(results, indent=1) + "\n")
     return results
+
+
+def _extend(base: Mapping[str, Any], problems: Sequence[str], seeds: Sequence[int], minutes: float, workers: int,
+            arms: Sequence[str]) -> dict[str, Any]:
+    """A copy of the results `base` ready to take more runs; SystemExit (one line) if they would not compare."""
+    for key, value in (("minutes", minutes), ("workers", workers), ("machine", suite.machine())):
+        if base.get(key) != value:
+            _refuse(f"--add: that file's runs have {key} {base.get(key)!r}, these would have {value!r}: "
+                    "runs of one suite must compare; write a new file instead")
+    done = {(r["problem"], r["seed"], arm_of(r)) for r in base["runs"]}
+    again = sorted(key for key in itertools.product(problems, seeds, arms) if key in done)
+    if again:
+        problem, seed, arm = again[0]
+        _refuse(f"--add: that file already has {problem} seed {seed} ({arm}); leave it out of --only/--seeds")
+    results = json.loads(json.dumps(base))
+    results["seeds"] = sorted({*results["seeds"], *seeds})
+    results["arms"] = list(dict.fromkeys([*results.get("arms", ["default"]), *arms]))
+    return results
+
+
+def _refuse(message: str) -> None:
+    """A user's mistake: one line on stderr, exit status 2, nothing run or written."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 # -- rendering (from the results dict alone) ---------------------------------------------------------
@@ -298,6 +337,9 @@ def main() -> None:
                         help="variants to run side by side, per seed: " + "; ".join(
                             f"{name}: {settings or 'the GP default'}" for name, settings in ARMS.items()))
     parser.add_argument("--out", type=Path, help="results file (default bench/results/<date>-<machine>-long.json)")
+    parser.add_argument("--add", type=Path, metavar="FILE",
+                        help="add these runs to an earlier results file of the same --minutes and --workers "
+                        "(and rewrite it), so the suite can be measured a few runs at a time")
     parser.add_argument("--no-page", action="store_true", help="do not rewrite bench/RESULTS.md and the README")
     parser.add_argument("--section", default=LONG_MARKER,
                         help=f"the section of bench/RESULTS.md to rewrite (between <!-- NAME:start --> and "
@@ -310,9 +352,12 @@ def main() -> None:
         if args.minutes <= 0:
             raise SystemExit(f"--minutes must be > 0, got {args.minutes:g}")
         problems = args.only or list(HEADLINES)
-        out = args.out or suite.RESULTS / f"{time.strftime('%Y-%m-%d')}-{suite.machine()}-long.json"
+        if args.add and args.out:
+            _refuse("--add rewrites the file it adds to: leave out --out")
+        base = suite.load_results(args.add) if args.add else None
+        out = args.add or args.out or suite.RESULTS / f"{time.strftime('%Y-%m-%d')}-{suite.machine()}-long.json"
         console.print(f"{len(problems)} problems x {len(args.seeds)} seeds x {args.minutes:g} min, writing {out}")
-        results = run_suite(problems, args.seeds, args.minutes, args.workers, out, args.arms)
+        results = run_suite(problems, args.seeds, args.minutes, args.workers, out, args.arms, base)
     page = None if args.no_page else RESULTS_PAGE
     readme = None if args.no_page or args.section != LONG_MARKER else README
     written = render(results, out, page, readme, args.section)

@@ -103,3 +103,24 @@ def test_render_can_write_another_section_of_the_page(results: dict, tmp_path: P
     suite_long.render(results, tmp_path / "a.json", page, None, marker="arms")
     text = page.read_text()
     assert "kept" in text and text.index("| `bin_packing_or` |") > text.index("<!-- arms:start -->")
+
+
+def test_add_puts_more_runs_into_an_earlier_file_and_refuses_runs_that_would_not_compare(
+        results: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "long.json"
+    grown = suite_long.run_suite(["bin_packing_or"], [1], 0.1, 1, out, base=results)
+    assert [(r["problem"], r["seed"]) for r in grown["runs"]] == [("bin_packing_or", 0), ("bin_packing_or", 1)]
+    assert grown["runs"][0] == results["runs"][0] and grown["seeds"] == [0, 1] and grown["complete"]
+    assert grown["baselines"] == results["baselines"]  # measured once, not again
+    assert json.loads(out.read_text()) == json.loads(json.dumps(grown))
+    assert len(results["runs"]) == 1  # the earlier results are copied, not changed
+    new = grown["runs"][1]
+    assert new["date"] >= results["date"] and len(new["load_before"]) == 3
+    table = "\n".join(suite_long.headline_table(grown))
+    assert "seeds 0, 1;" in table and table.count("`bin_packing_or`") == 1  # one row, over both seeds
+    for args, why in ((([0], 0.1, 1), "already has bin_packing_or seed 0"), (([2], 0.2, 1), "minutes 0.1"),
+                      (([2], 0.1, 2), "workers 1")):
+        with pytest.raises(SystemExit) as exit_:
+            suite_long.run_suite(["bin_packing_or"], *args, tmp_path / "refused.json", base=results)
+        assert exit_.value.code == 2 and why in capsys.readouterr().err
+        assert not (tmp_path / "refused.json").exists()
