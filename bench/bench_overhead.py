@@ -18,9 +18,6 @@ mock server on 127.0.0.1, tests/openai_server.py), side by side in one run:
    of the entry calls alone (median of 3 runs each). Only GP and the mock's
    fixed bodies reach this step: programs from a real model never run here.
 3. overhead = (1) - (2), the target being at most 5 ms on bin_packing_or.
-4. the part of that overhead any fresh process per candidate costs: the same
-   programs, each run once in a plain forked child of this process (numpy
-   loaded, no isolation), CPU of both sides, minus (2).
 
 Reports the median over `--repeats` pairs of runs. Prints the table, writes
 bench/results/<date>-<machine>-overhead.json and rewrites bench/RESULTS.md's
@@ -96,59 +93,6 @@ def in_process_ms(problem: str, functions: list[str]) -> tuple[float, int]:
     return 1e3 * statistics.mean(costs), raised // 3
 
 
-def forked_ms(problem: str, functions: list[str]) -> float:
-    """`fork_floor` in a fresh interpreter (numpy and the spec loaded, as a sandbox worker has them).
-
-    Not in this process: what it has allocated measuring the rest makes each
-    of its forks dearer than a worker's.
-    """
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
-        json.dump(functions, f)
-        f.flush()
-        out = subprocess.run([sys.executable, __file__, "--fork-floor", problem, f.name], capture_output=True,
-                             text=True, check=True)
-    return float(out.stdout.split()[-1])
-
-
-def fork_floor(problem: str, functions: list[str]) -> float:
-    """Mean CPU ms per program, fork included, of running each in a plain forked child of this process.
-
-    The floor of any design that runs each candidate in a fresh process: no
-    isolation layer, no loop, no pipes; only fork, the copy-on-write faults
-    of the child's first writes, the run itself (once, as the sandbox's
-    child runs it) and the exit. This process has numpy imported and its
-    objects frozen out of the collector, as the sandbox worker has.
-    """
-    import gc
-
-    import numpy as np
-
-    from evolve.spec import load_spec
-
-    spec = load_spec(problem)
-    inputs = list(spec.inputs("train").values())
-    codes = [compile(spec.program(function), "<candidate>", "exec") for function in functions]
-    gc.freeze()
-    total = 0.0
-    with np.errstate(all="ignore"):
-        start = time.process_time()
-        for code in codes:
-            pid = os.fork()
-            if pid == 0:  # trusted here (GP trees, the mock's fixed bodies), as in in_process_ms
-                try:
-                    namespace: dict[str, Any] = {}
-                    exec(code, namespace)
-                    for value in inputs:
-                        namespace[spec.entry](value)
-                finally:
-                    os._exit(0)
-            _, _, usage = os.wait4(pid, 0)
-            total += usage.ru_utime + usage.ru_stime
-        total += time.process_time() - start  # this side of each fork and wait
-    gc.unfreeze()
-    return 1e3 * total / max(len(codes), 1)
-
-
 def measure(problem: str, proposer: str, budgets: tuple[int, int], seed: int, workers: int, url: str) -> dict[str, Any]:
     """One pair of runs (small, large budget) of `proposer`: tree CPU per extra candidate, in-process cost, overhead."""
     extra = ["--proposer", "openai", "--api-base", url, "--model", "mock"] if proposer == "openai" else []
@@ -163,8 +107,7 @@ def measure(problem: str, proposer: str, budgets: tuple[int, int], seed: int, wo
     added = rows[large][len(rows[small]):]
     per_candidate_ms = 1e3 * (cpu[large] - cpu[small]) / len(added)
     problem_ms, raised = in_process_ms(problem, [function for _, function, _ in added])
-    fork_ms = forked_ms(problem, [function for _, function, _ in added])
-    return {"fork_floor_ms": fork_ms - problem_ms, "evaluated": {str(b): len(rows[b]) for b in budgets}, "tree_cpu_s": {str(b): cpu[b] for b in budgets},
+    return {"evaluated": {str(b): len(rows[b]) for b in budgets}, "tree_cpu_s": {str(b): cpu[b] for b in budgets},
             "per_candidate_ms": per_candidate_ms, "problem_ms": problem_ms, "overhead_ms": per_candidate_ms - problem_ms,
             "failed": sum(1 for _, _, failure in added if failure), "raised_in_process": raised}
 
@@ -179,8 +122,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"(1.0 is one core busy; this benchmark keeps about two busy itself).",
         "",
         "| proposer | evaluated (large run) | CPU ms per extra candidate, whole tree | problem's own ms, in-process "
-        "| overhead ms (target ≤ 5) | spread of overhead | of which a bare fork per candidate |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| overhead ms (target ≤ 5) | spread of overhead |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = {"gp": "GP (the default)", "openai": "openai, instant mock server"}
     for proposer, runs in results["runs"].items():
@@ -189,14 +132,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {names.get(proposer, proposer)} | {statistics.median(r['evaluated'][str(large)] for r in runs):.0f} | "
             f"{statistics.median(r['per_candidate_ms'] for r in runs):.1f} | "
             f"{statistics.median(r['problem_ms'] for r in runs):.1f} | {statistics.median(over):.1f} | "
-            f"{min(over):.1f}–{max(over):.1f} | {_floor(runs)} |")
+            f"{min(over):.1f}–{max(over):.1f} |")
     return "\n".join(lines)
-
-
-def _floor(runs: list[dict[str, Any]]) -> str:
-    """The median fork floor of `runs`, or a dash for results files written before it was measured."""
-    floors = [r["fork_floor_ms"] for r in runs if "fork_floor_ms" in r]
-    return f"{statistics.median(floors):.1f}" if floors else "–"
 
 
 def main() -> None:
@@ -209,12 +146,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="sandbox workers [default: CPUs]")
     parser.add_argument("--from", dest="from_file", type=Path, help="re-render bench/RESULTS.md from this results file")
-    parser.add_argument("--fork-floor", nargs=2, metavar=("PROBLEM", "FUNCTIONS_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.fork_floor:  # the child interpreter of forked_ms
-        problem, path = args.fork_floor
-        print(f"{fork_floor(problem, json.loads(Path(path).read_text())):.6f}")
-        return
     if args.from_file:
         replace_results_section("bench-overhead", markdown(json.loads(args.from_file.read_text())))
         return
@@ -227,8 +159,7 @@ def main() -> None:
                 run = measure(args.problem, proposer, tuple(args.budgets), args.seed, args.workers, server.url)
                 runs[proposer].append(run)
                 print(f"{proposer} #{repeat + 1}: {run['per_candidate_ms']:.2f} ms per candidate, problem "
-                      f"{run['problem_ms']:.2f} ms, overhead {run['overhead_ms']:.2f} ms "
-                      f"(bare fork {run['fork_floor_ms']:.2f} ms)", flush=True)
+                      f"{run['problem_ms']:.2f} ms, overhead {run['overhead_ms']:.2f} ms", flush=True)
     machine = f"{os.cpu_count()}cpu-{platform.machine()}"
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine, "python": sys.version.split()[0],
                "problem": args.problem, "budgets": list(args.budgets), "seed": args.seed, "workers": args.workers,
