@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 
@@ -257,14 +257,19 @@ def run_suite(entries: Sequence[Entry], seeds: Sequence[int], workers: int, out:
     return results
 
 
+def refuse(message: str) -> NoReturn:
+    """A user's mistake: one line on stderr, exit status 2, nothing run or written."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
 def load_results(path: Path) -> dict[str, Any]:
     """Read a results file for `--from`; a one-line exit (status 2, a user's mistake) when it is missing or not JSON."""
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         why = "no such results file" if not path.is_file() else f"not a results file ({exc})"
-        print(f"{path}: {why}", file=sys.stderr)
-        raise SystemExit(2) from None
+        refuse(f"{path}: {why}")
 
 
 def select(entries: Sequence[Entry], only: Sequence[str] | None, proposers: Sequence[str]) -> list[Entry]:

@@ -180,23 +180,17 @@ def _extend(base: Mapping[str, Any], problems: Sequence[str], seeds: Sequence[in
     """A copy of the results `base` ready to take more runs; SystemExit (one line) if they would not compare."""
     for key, value in (("minutes", minutes), ("workers", workers), ("machine", suite.machine())):
         if base.get(key) != value:
-            _refuse(f"--add: that file's runs have {key} {base.get(key)!r}, these would have {value!r}: "
+            suite.refuse(f"--add: that file's runs have {key} {base.get(key)!r}, these would have {value!r}: "
                     "runs of one suite must compare; write a new file instead")
     done = {(r["problem"], r["seed"], arm_of(r)) for r in base["runs"]}
     again = sorted(key for key in itertools.product(problems, seeds, arms) if key in done)
     if again:
         problem, seed, arm = again[0]
-        _refuse(f"--add: that file already has {problem} seed {seed} ({arm}); leave it out of --only/--seeds")
+        suite.refuse(f"--add: that file already has {problem} seed {seed} ({arm}); leave it out of --only/--seeds")
     results = json.loads(json.dumps(base))
     results["seeds"] = sorted({*results["seeds"], *seeds})
     results["arms"] = list(dict.fromkeys([*results.get("arms", ["default"]), *arms]))
     return results
-
-
-def _refuse(message: str) -> None:
-    """A user's mistake: one line on stderr, exit status 2, nothing run or written."""
-    print(message, file=sys.stderr)
-    raise SystemExit(2)
 
 
 # -- rendering (from the results dict alone) ---------------------------------------------------------
@@ -338,8 +332,8 @@ def main() -> None:
                             f"{name}: {settings or 'the GP default'}" for name, settings in ARMS.items()))
     parser.add_argument("--out", type=Path, help="results file (default bench/results/<date>-<machine>-long.json)")
     parser.add_argument("--add", type=Path, metavar="FILE",
-                        help="add these runs to an earlier results file of the same --minutes and --workers "
-                        "(and rewrite it), so the suite can be measured a few runs at a time")
+                        help="add these runs to an earlier results file of the same --minutes, --workers and "
+                        "machine (and rewrite it), so the suite can be measured a few runs at a time")
     parser.add_argument("--no-page", action="store_true", help="do not rewrite bench/RESULTS.md and the README")
     parser.add_argument("--section", default=LONG_MARKER,
                         help=f"the section of bench/RESULTS.md to rewrite (between <!-- NAME:start --> and "
@@ -353,7 +347,7 @@ def main() -> None:
             raise SystemExit(f"--minutes must be > 0, got {args.minutes:g}")
         problems = args.only or list(HEADLINES)
         if args.add and args.out:
-            _refuse("--add rewrites the file it adds to: leave out --out")
+            suite.refuse("--add rewrites the file it adds to: leave out --out")
         base = suite.load_results(args.add) if args.add else None
         out = args.add or args.out or suite.RESULTS / f"{time.strftime('%Y-%m-%d')}-{suite.machine()}-long.json"
         console.print(f"{len(problems)} problems x {len(args.seeds)} seeds x {args.minutes:g} min, writing {out}")
