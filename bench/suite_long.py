@@ -344,7 +344,7 @@ def main() -> None:
         results, out = suite.load_results(args.from_file), args.from_file
     else:
         if args.minutes <= 0:
-            raise SystemExit(f"--minutes must be > 0, got {args.minutes:g}")
+            suite.refuse(f"--minutes must be > 0, got {args.minutes:g}")
         problems = args.only or list(HEADLINES)
         if args.add and args.out:
             suite.refuse("--add rewrites the file it adds to: leave out --out")

@@ -124,3 +124,15 @@ def test_add_puts_more_runs_into_an_earlier_file_and_refuses_runs_that_would_not
             suite_long.run_suite(["bin_packing_or"], *args, tmp_path / "refused.json", base=results)
         assert exit_.value.code == 2 and why in capsys.readouterr().err
         assert not (tmp_path / "refused.json").exists()
+
+
+@pytest.mark.parametrize("argv", [["--minutes", "0"], ["--minutes", "-1", "--add", "x.json", "--out", "y.json"]])
+def test_a_bad_command_line_is_one_line_and_exit_2_with_nothing_written(
+        argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["suite_long.py", "--no-page", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        suite_long.main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "--minutes must be > 0" in err
+    assert list(tmp_path.iterdir()) == []

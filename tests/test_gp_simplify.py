@@ -56,6 +56,9 @@ def assert_same_values(a: str, b: str) -> None:
     ("-(-(bins - item))", "bins - item"),
     ("bins - (-item)", "bins + item"),
     ("bins + (-item)", "bins - item"),
+    ("bins - -1.34", "bins + 1.34"),
+    ("bins + -2.0 * 1.5", "bins - 3.0"),  # folded first, then the sign moves onto the operator
+    ("bins - 0.0", "bins - 0.0"),  # a zero is left as it is
     ("(-bins) * (-item)", "bins * item"),
     ("np.divide(-bins, -item)", "np.divide(bins, item)"),
     ("np.square(-bins) + np.square(np.abs(item))", "np.square(bins) + np.square(item)"),
@@ -64,7 +67,7 @@ def assert_same_values(a: str, b: str) -> None:
     ("np.maximum(bins, np.maximum(item, bins))", "np.maximum(item, bins)"),
     ("np.minimum(bins, bins)", "bins"),
     ("bins * np.square(-1.98)", f"bins * {float(np.square(-1.98))!r}"),
-    ("bins + np.divide(2.513, 1.883 * (-2.0))", f"bins + ({float(np.divide(2.513, 1.883 * -2.0))!r})"),
+    ("bins + np.divide(2.513, 1.883 * (-2.0))", f"bins - {-float(np.divide(2.513, 1.883 * -2.0))!r}"),
     ("bins - np.divide(1.0, 0.0)", "bins - np.divide(1.0, 0.0)"),  # inf is not folded
     ("np.minimum(bins, item)", "np.minimum(bins, item)"),  # nothing to do
     ("-(bins - item)", "-(bins - item)"),  # not item - bins: at bins = item that is +0, this is -0

@@ -10,6 +10,7 @@ and nan included (IEEE negation is exact, and a - b is a + (-b) exactly):
 - constant folding: an operator over constants becomes one constant (only
   when the result is finite);
 - double negation: -(-x) -> x; x - (-y) -> x + y; x + (-y) -> x - y;
+  x - (-c) -> x + c and x + (-c) -> x - c for a negative constant -c;
   (-x) * (-y) -> x * y; np.divide(-x, -y) -> np.divide(x, y);
 - even functions: np.square(-x), np.square(np.abs(x)) -> np.square(x);
   np.abs(-x), np.abs(np.abs(x)) -> np.abs(x);
@@ -113,6 +114,8 @@ class _Simplifier:
                 return x.children[0]
         elif op in ("sub", "add") and kids[1].op == "neg":
             return self.make("add" if op == "sub" else "sub", [kids[0], kids[1].children[0]])
+        elif op in ("sub", "add") and (c := kids[1].constant) is not None and c < 0:  # bins - -1.34 -> bins + 1.34
+            return self.make("add" if op == "sub" else "sub", [kids[0], _Node(make_constant(self.pset, -c))])
         elif op in ("mul", "div") and kids[0].op == "neg" and kids[1].op == "neg":
             return self.make(op, [kids[0].children[0], kids[1].children[0]])
         elif op in ("square", "abs") and kids[0].op in ("neg", "abs"):
