@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 from pathlib import Path
@@ -127,6 +128,11 @@ def test_builtin_splits_are_disjoint() -> None:
     weibull = load_spec("bin_packing_weibull")
     assert list(weibull.inputs("test")) == ["Weibull 5k"]
     assert all(1 <= x <= 100 for d in weibull.inputs("train").values() for i in d.values() for x in i["items"])
+    assert weibull.splits() == ["train", "test", "valid"]
+    (valid,) = weibull.inputs("valid").values()  # the test set's shape, drawn apart from train and test
+    assert len(valid) == 5 and all(i["num_items"] == len(i["items"]) == 5000 and i["capacity"] == 100 for i in valid.values())
+    seen = [{tuple(i["items"]) for d in weibull.inputs(s).values() for i in d.values()} for s in ("train", "valid", "test")]
+    assert all(not a & b for a, b in itertools.combinations(seen, 2)) and len(seen[1]) == 5
 
 
 def test_locate_places_a_failure_in_the_function_or_in_the_spec(tmp_path: Path) -> None:

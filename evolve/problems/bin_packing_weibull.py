@@ -9,7 +9,9 @@ partly filled bin fits. Score per dataset: minus the mean number of bins used.
 invalid-output failure (FunSearch would take a scalar as first fit).
 
 Train: 4 generated datasets of one instance each (1000 items, sizes
-Weibull(45, 3) clipped to [1, 100] and rounded, capacity 100). Test: FunSearch's Weibull 5k.
+Weibull(45, 3) clipped to [1, 100] and rounded, capacity 100). Valid: 5 more
+generated instances of 5,000 items, the size of the test set, for choosing
+among the best programs by train without looking at test. Test: FunSearch's Weibull 5k.
 """
 
 import numpy as np
@@ -84,7 +86,7 @@ def load_inputs(split: str) -> dict:
     """Return {dataset name: {instance name: instance}} for a split."""
     from evolve.problems import bin_packing_data as data
 
-    return {"train": data.weibull_train, "test": data.weibull_test}[split]()
+    return {"train": data.weibull_train, "valid": data.weibull_valid, "test": data.weibull_test}[split]()
 
 
 @evolve.metrics
