@@ -290,6 +290,10 @@ def markdown(results: Mapping[str, Any], image: str | None) -> str:
     load = ", ".join(f"{x:.2f}" for x in results["load_before"][:1] + results.get("load_after", [math.nan])[:1])
     lines += ["", f"Load average before and after: {load}; suite wall time {results.get('wall_s', 0) / 3600:.1f} h"
               + ("" if results["complete"] else " (incomplete: the file holds the runs finished so far)") + "."]
+    if any("date" in run for run in results["runs"]):  # measured a few runs at a time (--add): each run's own
+        lines += ["", "Each run's start and load average before it: " + "; ".join(
+            f"{run['problem']}{_arm(run)} seed {run['seed']} {run.get('date', '?')}, "
+            + (f"{run['load_before'][0]:.2f}" if run.get("load_before") else "?") for run in results["runs"]) + "."]
     if image:
         lines += ["", f"![headline figure against wall time and samples]({image})"]
     for run in results["runs"]:

@@ -118,6 +118,7 @@ def test_add_puts_more_runs_into_an_earlier_file_and_refuses_runs_that_would_not
     assert new["date"] >= results["date"] and len(new["load_before"]) == 3
     table = "\n".join(suite_long.headline_table(grown))
     assert "seeds 0, 1;" in table and table.count("`bin_packing_or`") == 1  # one row, over both seeds
+    assert f"bin_packing_or seed 1 {new['date']}, {new['load_before'][0]:.2f}" in suite_long.markdown(grown, None)
     for args, why in ((([0], 0.1, 1), "already has bin_packing_or seed 0"), (([2], 0.2, 1), "minutes 0.1"),
                       (([2], 0.1, 2), "workers 1")):
         with pytest.raises(SystemExit) as exit_:
