@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +42,7 @@ from sandbox import Limits, SandboxPool
 import suite_report
 
 RESULTS = Path(__file__).parent / "results"
+REPO = Path(__file__).resolve().parent.parent
 console = Console()
 
 
@@ -218,6 +220,22 @@ def baselines(problem: str, pool: SandboxPool) -> dict[str, dict[str, Any]]:
 
 def machine() -> str:
     return f"{os.cpu_count()}cpu-{platform.machine()}"
+
+
+def code_version(root: Path = REPO) -> str | None:
+    """The commit the code was measured at ("+changes" when tracked files differ from it), for a results file.
+
+    A tree copied out of git (to keep measuring while the checkout changes) has no .git: then
+    $EVOLOOP_COMMIT, which whoever made the copy sets, or None.
+    """
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("EVOLOOP_COMMIT") or None
+    return head + ("+changes" if changed else "")
 
 
 def write_atomic(path: Path, text: str) -> None:

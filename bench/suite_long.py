@@ -125,7 +125,7 @@ def one_run(problem: str, seed: int, minutes: float, workers: int, tmp: Path, po
     checkpoints = [{**c, "seconds": s, "samples": n} for c, (s, n, _) in zip(scored, points)]
     final = points[-1][2]
     return {
-        "problem": problem, "seed": seed, "arm": arm, "date": date, "load_before": load, "culled": stats.failures.get("culled", 0),
+        "problem": problem, "seed": seed, "arm": arm, "date": date, "load_before": load, "code": suite.code_version(), "culled": stats.failures.get("culled", 0),
         "semantic_repeats": repeats,
         "minutes": minutes, "seconds": seconds, "cpu_s": cpu,
         "evaluated": stats.evaluated, "valid_share": stats.valid / max(stats.evaluated, 1),
@@ -293,7 +293,8 @@ def markdown(results: Mapping[str, Any], image: str | None) -> str:
     if any("date" in run for run in results["runs"]):  # measured a few runs at a time (--add): each run's own
         lines += ["", "Each run's start and load average before it: " + "; ".join(
             f"{run['problem']}{_arm(run)} seed {run['seed']} {run.get('date', '?')}, "
-            + (f"{run['load_before'][0]:.2f}" if run.get("load_before") else "?") for run in results["runs"]) + "."]
+            + (f"{run['load_before'][0]:.2f}" if run.get("load_before") else "?")
+            + (f" (code {run['code']})" if run.get("code") else "") for run in results["runs"]) + "."]
     if image:
         lines += ["", f"![headline figure against wall time and samples]({image})"]
     for run in results["runs"]:

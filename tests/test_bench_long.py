@@ -118,7 +118,8 @@ def test_add_puts_more_runs_into_an_earlier_file_and_refuses_runs_that_would_not
     assert new["date"] >= results["date"] and len(new["load_before"]) == 3
     table = "\n".join(suite_long.headline_table(grown))
     assert "seeds 0, 1;" in table and table.count("`bin_packing_or`") == 1  # one row, over both seeds
-    assert f"bin_packing_or seed 1 {new['date']}, {new['load_before'][0]:.2f}" in suite_long.markdown(grown, None)
+    assert f"bin_packing_or seed 1 {new['date']}, {new['load_before'][0]:.2f} (code {new['code']})" \
+        in suite_long.markdown(grown, None)
     for args, why in ((([0], 0.1, 1), "already has bin_packing_or seed 0"), (([2], 0.2, 1), "minutes 0.1"),
                       (([2], 0.1, 2), "workers 1")):
         with pytest.raises(SystemExit) as exit_:
@@ -137,3 +138,26 @@ def test_a_bad_command_line_is_one_line_and_exit_2_with_nothing_written(
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and "--minutes must be > 0" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_code_version_names_the_commit_or_what_a_copied_tree_was_told(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    import suite
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "f").write_text("a")
+    subprocess.run([*git, "add", "f"], check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert suite.code_version(repo) == head
+    (repo / "f").write_text("b")
+    assert suite.code_version(repo) == head + "+changes"
+    monkeypatch.setenv("EVOLOOP_COMMIT", "abc123")
+    assert suite.code_version(tmp_path / "copy") == "abc123"  # no .git there
+    monkeypatch.delenv("EVOLOOP_COMMIT")
+    assert suite.code_version(tmp_path / "copy") is None
