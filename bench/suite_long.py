@@ -181,7 +181,7 @@ def _extend(base: Mapping[str, Any], problems: Sequence[str], seeds: Sequence[in
     for key, value in (("minutes", minutes), ("workers", workers), ("machine", suite.machine())):
         if base.get(key) != value:
             suite.refuse(f"--add: that file's runs have {key} {base.get(key)!r}, these would have {value!r}: "
-                    "runs of one suite must compare; write a new file instead")
+                         "runs of one suite must compare; write a new file instead")
     done = {(r["problem"], r["seed"], arm_of(r)) for r in base["runs"]}
     again = sorted(key for key in itertools.product(problems, seeds, arms) if key in done)
     if again:

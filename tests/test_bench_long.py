@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))  # bench/ holds scripts, not a package
 
+import suite  # noqa: E402
 import suite_long  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -142,10 +144,6 @@ def test_a_bad_command_line_is_one_line_and_exit_2_with_nothing_written(
 
 def test_code_version_names_the_commit_or_what_a_copied_tree_was_told(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-
-    import suite
-
     repo = tmp_path / "repo"
     repo.mkdir()
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]

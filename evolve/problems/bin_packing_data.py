@@ -117,17 +117,18 @@ def uniform_train(datasets: int = 4, instances: int = 5, items: int = 120) -> di
 
 def weibull_train(datasets: int = 4, instances: int = 1, items: int = 1000) -> dict[str, Dataset]:
     """Generate Weibull(45, 3) sizes clipped to [1, 100] and rounded, capacity 100."""
-    return _weibull(np.random.default_rng(TRAIN_SEED + 1), "train", datasets, instances, items)
+    return _weibull(np.random.default_rng(TRAIN_SEED + 1), [f"train_{d}" for d in range(datasets)], instances, items)
 
 
 def weibull_valid() -> dict[str, Dataset]:
     """Generated like the train split but the size of the test set (5 instances of 5,000 items), drawn apart from both."""
-    return _weibull(np.random.default_rng(TRAIN_SEED + 2), "Weibull 5k valid", 1, 5, 5000)
+    return _weibull(np.random.default_rng(TRAIN_SEED + 2), ["Weibull 5k valid"], 5, 5000)
 
 
-def _weibull(rng: np.random.Generator, prefix: str, datasets: int, instances: int, items: int) -> dict[str, Dataset]:
+def _weibull(rng: np.random.Generator, names: list[str], instances: int, items: int) -> dict[str, Dataset]:
+    """One dataset per name, of `instances` instances of `items` sizes each, drawn from `rng` in that order."""
     return {
-        (f"{prefix}_{d}" if datasets > 1 or prefix == "train" else prefix): {
+        name: {
             f"w{items}_{d}_{i}": {
                 "capacity": 100,
                 "num_items": items,
@@ -135,7 +136,7 @@ def _weibull(rng: np.random.Generator, prefix: str, datasets: int, instances: in
             }
             for i in range(instances)
         }
-        for d in range(datasets)
+        for d, name in enumerate(names)
     }
 
 

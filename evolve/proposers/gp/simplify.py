@@ -112,10 +112,8 @@ class _Simplifier:
             (x,) = kids
             if x.op == "neg":
                 return x.children[0]
-        elif op in ("sub", "add") and kids[1].op == "neg":
-            return self.make("add" if op == "sub" else "sub", [kids[0], kids[1].children[0]])
-        elif op in ("sub", "add") and (c := kids[1].constant) is not None and c < 0:  # bins - -1.34 -> bins + 1.34
-            return self.make("add" if op == "sub" else "sub", [kids[0], _Node(make_constant(self.pset, -c))])
+        elif op in ("sub", "add") and (positive := self.negated(kids[1])) is not None:
+            return self.make("add" if op == "sub" else "sub", [kids[0], positive])
         elif op in ("mul", "div") and kids[0].op == "neg" and kids[1].op == "neg":
             return self.make(op, [kids[0].children[0], kids[1].children[0]])
         elif op in ("square", "abs") and kids[0].op in ("neg", "abs"):
@@ -129,6 +127,13 @@ class _Simplifier:
                         and self.type_of(inner) == self.type_of(node):
                     return inner
         return None
+
+    def negated(self, node: _Node) -> _Node | None:
+        """x for -x, and c for a negative constant -c (bins - -1.34 -> bins + 1.34); None for anything else."""
+        if node.op == "neg":
+            return node.children[0]
+        c = node.constant
+        return _Node(make_constant(self.pset, -c)) if c is not None and c < 0 else None
 
     def fold(self, node: _Node) -> _Node | None:
         values = [repr(k.constant) for k in node.children]
